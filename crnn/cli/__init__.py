@@ -1,0 +1,44 @@
+"""The ``crnn`` command line: one module per sub-command, each with ``register(subparsers)``.
+
+A sub-command module defines ``register(subparsers)``, which adds its parser and sets
+``func=run`` where ``run(args) -> int`` returns the exit status.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Sub-command modules under crnn.cli, in the order ``crnn --help`` lists them.
+COMMANDS = ["demo", "train", "decode", "eval", "synth", "lm", "compare", "export", "info"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crnn", description="CNN -> RNN -> CTC sequence recognition")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"crnn.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"crnn.cli.{name}":
+                continue  # command not shipped in this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

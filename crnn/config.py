@@ -1,0 +1,47 @@
+"""Typed model configuration, stored in every checkpoint as a dict."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    frontend: str = "audio"          # registered frontend name: "audio", "video", "video3d", "features", ...
+    frontend_args: dict = field(default_factory=dict)  # the frontend's own config fields
+    cell: str = "gru"                # registered recurrent cell name (see crnn.list_cells())
+    hidden_size: int = 256           # hidden units per direction
+    num_layers: int = 3              # stacked recurrent layers
+    bidirectional: bool = True       # both directions in every layer
+    dropout: float = 0.1             # dropout between recurrent layers and before the head
+    layer_norm: bool = False         # LayerNorm after each recurrent layer
+    vocab_size: int = 0              # output classes including the CTC blank (id 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+# Named presets. "dtmf" is the built-in default task's model: small enough to train on a 2-core CPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        frontend_args=dict(sample_rate=8000, n_mels=40, conv_channels=16, time_subsample=2),
+        hidden_size=96, num_layers=2, dropout=0.1,
+    ),
+    "small": dict(
+        frontend_args=dict(sample_rate=16000, n_mels=80, conv_channels=32, time_subsample=2),
+        hidden_size=256, num_layers=3, dropout=0.1,
+    ),
+    # DeepSpeech2-like: 2 conv layers (time stride 2), 5 bidirectional GRU layers of 512 per direction.
+    "ds2": dict(
+        frontend_args=dict(sample_rate=16000, n_mels=80, conv_channels=32, time_subsample=2),
+        hidden_size=512, num_layers=5, dropout=0.1,
+    ),
+}

@@ -1,0 +1,157 @@
+"""Audio frontend: log-mel features on the model's device + a DeepSpeech2-style Conv2d stack."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torchaudio
+
+from crnn.frontends import register_frontend
+from crnn.frontends.common import conv_out_length, length_mask
+
+
+@dataclass
+class AudioFrontendConfig:
+    sample_rate: int = 16000      # model's sample rate; readers resample every file to it
+    n_mels: int = 80              # mel bands
+    win_ms: float = 25.0          # analysis window
+    hop_ms: float = 10.0          # frame shift before subsampling
+    normalize: str = "utterance"  # "utterance" (per utterance and band), "global" (stored stats) or "none"
+    conv_channels: int = 32       # channels of each Conv2d layer
+    time_subsample: int = 2       # 2 or 4: overall time stride of the conv stack
+    spec_augment: bool = False    # SpecAugment masking (training mode only)
+    freq_masks: int = 2           # SpecAugment: number of frequency masks ...
+    freq_mask_width: int = 10     # ... of at most this many bands
+    time_masks: int = 2           # SpecAugment: number of time masks ...
+    time_mask_width: int = 20     # ... of at most this many frames
+
+
+@register_frontend("audio")
+class AudioFrontend(nn.Module):
+    """Waveform -> log-mel -> normalise -> [SpecAugment] -> 2 x (Conv2d, BN, ReLU) -> (B, T', D).
+
+    Features are computed without centring (``center=False``), so a frame never reads samples past
+    an utterance's end and padding a batch never changes valid outputs.
+
+    Args:
+        cfg: AudioFrontendConfig.
+    """
+
+    def __init__(self, cfg: AudioFrontendConfig):
+        super().__init__()
+        if cfg.time_subsample not in (1, 2, 4):
+            raise ValueError(f"time_subsample must be 1, 2 or 4, got {cfg.time_subsample}")
+        if cfg.normalize not in ("utterance", "global", "none"):
+            raise ValueError(f"normalize must be 'utterance', 'global' or 'none', got {cfg.normalize!r}")
+        self.cfg = cfg
+        self.win = int(round(cfg.sample_rate * cfg.win_ms / 1000))
+        self.hop = int(round(cfg.sample_rate * cfg.hop_ms / 1000))
+        n_fft = 1 << (self.win - 1).bit_length()
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate, n_fft=n_fft, win_length=self.win, hop_length=self.hop,
+            n_mels=cfg.n_mels, center=False, power=2.0,
+        )
+        self.register_buffer("global_mean", torch.zeros(cfg.n_mels))
+        self.register_buffer("global_std", torch.ones(cfg.n_mels))
+        self.freq_mask = torchaudio.transforms.FrequencyMasking(cfg.freq_mask_width, iid_masks=True)
+        self.time_mask = torchaudio.transforms.TimeMasking(cfg.time_mask_width, iid_masks=True)
+
+        # Time strides per conv layer: x4 -> (2, 2), x2 -> (2, 1), x1 -> (1, 1). Frequency halves twice.
+        t_strides = {1: (1, 1), 2: (2, 1), 4: (2, 2)}[cfg.time_subsample]
+        self.time_strides = t_strides
+        c = cfg.conv_channels
+        self.convs = nn.ModuleList()
+        in_ch, f = 1, cfg.n_mels
+        for ts in t_strides:
+            self.convs.append(
+                nn.Sequential(
+                    nn.Conv2d(in_ch, c, kernel_size=3, stride=(ts, 2), padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(inplace=True),
+                )
+            )
+            in_ch, f = c, (f + 2 - 3) // 2 + 1
+        self.output_size = c * f
+
+    @classmethod
+    def from_args(cls, args: dict) -> "AudioFrontend":
+        known = {f.name for f in fields(AudioFrontendConfig)}
+        unknown = set(args) - known
+        if unknown:
+            raise TypeError(f"unknown audio frontend arguments: {sorted(unknown)}")
+        return cls(AudioFrontendConfig(**args))
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds between consecutive output frames."""
+        return self.cfg.hop_ms / 1000 * self.cfg.time_subsample
+
+    def feature_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Samples (B,) -> log-mel frames (B,) (zero for inputs shorter than one window)."""
+        return torch.clamp(torch.div(lengths - self.win, self.hop, rounding_mode="floor") + 1, min=0)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Samples (B,) -> output frames (B,): the one place that knows this frontend's arithmetic."""
+        n = self.feature_lengths(lengths)
+        for ts in self.time_strides:
+            n = conv_out_length(n, kernel=3, stride=ts, padding=1)
+        return torch.clamp(n, min=0)
+
+    def min_samples(self) -> int:
+        """Shortest input (samples) that yields one output frame."""
+        return self.win
+
+    def features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveform (B, S) -> normalised log-mel (B, T, n_mels), frame lengths (B,). Always fp32."""
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            if waveform.size(1) < self.win:  # too short for one frame: pad so shapes stay defined
+                waveform = nn.functional.pad(waveform, (0, self.win - waveform.size(1)))
+            spec = self.mel(waveform.float())  # (B, n_mels, T)
+            feats = torch.log(spec + 1e-6).transpose(1, 2)  # (B, T, n_mels)
+            n = self.feature_lengths(lengths)
+            mask = length_mask(n, feats.size(1)).unsqueeze(-1)  # (B, T, 1)
+            if self.cfg.normalize == "utterance":
+                count = mask.sum(1, keepdim=True).clamp(min=1)
+                mean = (feats * mask).sum(1, keepdim=True) / count
+                var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / count
+                feats = (feats - mean) / torch.sqrt(var + 1e-5)
+            elif self.cfg.normalize == "global":
+                feats = (feats - self.global_mean) / self.global_std
+            feats = feats * mask
+        return feats, n
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """waveform (B, S), lengths (B,) in samples -> features (B, T', D), lengths (B,)."""
+        feats, n = self.features(waveform, lengths)  # (B, T, F)
+        if self.training and self.cfg.spec_augment:
+            spec = feats.transpose(1, 2)  # (B, F, T) as torchaudio's maskers expect
+            for _ in range(self.cfg.freq_masks):
+                spec = self.freq_mask(spec)
+            for _ in range(self.cfg.time_masks):
+                spec = self.time_mask(spec)
+            feats = spec.transpose(1, 2) * length_mask(n, feats.size(1)).unsqueeze(-1)
+        x = feats.unsqueeze(1)  # (B, 1, T, F)
+        for conv, ts in zip(self.convs, self.time_strides):
+            x = conv(x)  # (B, C, T/ts, F/2)
+            n = conv_out_length(n, kernel=3, stride=ts, padding=1)
+            x = x * length_mask(n, x.size(2))[:, None, :, None]  # keep padding at zero for the next conv
+        B, C, T, F = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(B, T, C * F)  # (B, T', C*F)
+        return x, n
+
+    @torch.no_grad()
+    def fit_global_stats(self, waveform: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Set the "global" normalisation statistics from a batch of training audio."""
+        saved, self.cfg.normalize = self.cfg.normalize, "none"
+        try:
+            feats, n = self.features(waveform, lengths)
+        finally:
+            self.cfg.normalize = saved
+        mask = length_mask(n, feats.size(1))
+        valid = feats[mask]  # (N, F)
+        self.global_mean.copy_(valid.mean(0))
+        self.global_std.copy_(valid.std(0).clamp(min=1e-3))

@@ -1,0 +1,150 @@
+"""CRNN = frontend + recurrent encoder + linear CTC head, plus presets and checkpoint loading."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from crnn.config import PRESETS, ModelConfig
+from crnn.encoder import RecurrentEncoder
+from crnn.frontends import build_frontend
+
+
+class CRNN(nn.Module):
+    """Convolutional frontend -> stacked (bi)directional recurrent layers -> Linear -> log_softmax.
+
+    The model owns neither the loss nor the decoder: ``forward`` returns CTC log-probabilities.
+
+    Args:
+        cfg: ModelConfig (``vocab_size`` includes the blank, id 0).
+
+    Attributes:
+        num_features: size D of ``forward_features`` outputs.
+        frame_shift: seconds between output frames (None when the input has no fixed rate).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.vocab_size < 2:
+            raise ValueError("vocab_size must count the blank and at least one symbol")
+        self.cfg = cfg
+        self.frontend = build_frontend(cfg.frontend, cfg.frontend_args)
+        self.encoder = RecurrentEncoder(
+            self.frontend.output_size, cfg.hidden_size, cfg.num_layers, cell=cfg.cell,
+            bidirectional=cfg.bidirectional, dropout=cfg.dropout, layer_norm=cfg.layer_norm,
+        )
+        self.num_features = self.encoder.output_size
+        self.head_dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(self.num_features, cfg.vocab_size)
+        self.tokenizer = None  # attached by load_model / the trainer; not part of the state dict
+
+    @property
+    def frame_shift(self) -> float | None:
+        return getattr(self.frontend, "frame_shift", None)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Input lengths (B,) -> output frames (B,), from the frontend's own arithmetic."""
+        return self.frontend.output_lengths(lengths)
+
+    def forward_features(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: list[Any] | None = None, return_state: bool = False
+    ):
+        """Backbone features.
+
+        Args:
+            x: (B, S) waveform for audio, (B, T, C, H, W) frames for video, (B, T, D) features.
+            lengths: (B,) valid samples / frames per item.
+            state: per-layer recurrent state from a previous chunk (streaming). (Default: None)
+            return_state: also return the new per-layer state. (Default: False)
+
+        Returns:
+            features (B, T', num_features), lengths (B,) [, state]
+        """
+        feats, lengths = self.frontend(x, lengths)  # (B, T', D_frontend)
+        feats, lengths, new_state = self.encoder(feats, lengths, state)  # (B, T', H * dirs)
+        return (feats, lengths, new_state) if return_state else (feats, lengths)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, T', num_features) -> CTC log-probabilities (B, T', V), always fp32."""
+        logits = self.head(self.head_dropout(features))
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x, lengths -> log_probs (B, T', V) in fp32, output lengths (B,)."""
+        feats, lengths = self.forward_features(x, lengths)
+        return self.forward_head(feats), lengths
+
+    def reset_classifier(self, vocab_size: int) -> None:
+        """Replace the head for a new vocabulary (fine-tuning as a backbone)."""
+        self.cfg.vocab_size = vocab_size
+        self.head = nn.Linear(self.num_features, vocab_size).to(self.head.weight.device)
+
+
+def list_models() -> list[str]:
+    """Names of the model presets."""
+    return sorted(PRESETS)
+
+
+def create_model(name: str = "tiny", vocab_size: int = 0, **overrides: Any) -> CRNN:
+    """Build a fresh model from a preset, with any ModelConfig field or frontend argument overridden.
+
+    Example: ``create_model("small", vocab_size=29, cell="lstm", n_mels=64)``.
+    """
+    if name not in PRESETS:
+        raise KeyError(f"unknown model preset {name!r}; presets: {', '.join(list_models())}")
+    preset = copy.deepcopy(PRESETS[name])
+    cfg_fields = set(ModelConfig.__dataclass_fields__)
+    frontend_args = preset.pop("frontend_args", {})
+    frontend_args.update(overrides.pop("frontend_args", {}) or {})
+    for key, value in overrides.items():
+        if key in cfg_fields:
+            preset[key] = value
+        else:
+            frontend_args[key] = value
+    return CRNN(ModelConfig(frontend_args=frontend_args, vocab_size=vocab_size, **preset))
+
+
+CHECKPOINT_FORMAT = "crnn-checkpoint"
+
+
+class CheckpointError(RuntimeError):
+    """A file is not a usable crnn checkpoint."""
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict safely (``weights_only=True``: a foreign file cannot run code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle errors, truncated zips, code-carrying pickles ...
+        raise CheckpointError(f"{path}: not a loadable crnn checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a crnn checkpoint (missing format marker {CHECKPOINT_FORMAT!r})")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
+    """Rebuild a model (with its tokenizer attached) from a checkpoint dict."""
+    from crnn.data.tokenizer import Tokenizer
+
+    try:
+        cfg = ModelConfig.from_dict(ckpt["config"])
+        model = CRNN(cfg)
+    except KeyError as e:
+        raise CheckpointError(
+            f"{source}: {e.args[0]} (a custom cell or frontend must be registered before loading)"
+        ) from None
+    model.load_state_dict(ckpt["state_dict"])
+    model.tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> CRNN:
+    """Load a trained model from a checkpoint file, in eval mode, tokenizer attached as ``.tokenizer``."""
+    model = model_from_checkpoint(read_checkpoint(path), source=str(path))
+    return model.to(device).eval()
