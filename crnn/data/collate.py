@@ -1,0 +1,72 @@
+"""Batching: pad signals and labels, keep lengths, skip and count bad samples."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class BadSample:
+    """Returned by a dataset instead of an item it could not read: the batch skips it and counts it."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Batch:
+    """A padded batch.
+
+    Attributes:
+        x: (B, S) audio, (B, T, C, H, W) video frames or (B, T, D) features, zero-padded.
+        x_lens: (B,) valid samples/frames.
+        y: (B, L) label ids padded with 0 (blank never appears in labels).
+        y_lens: (B,) label lengths.
+        texts: reference transcripts.
+        paths: source of each item.
+        skipped: bad samples dropped from this batch.
+    """
+
+    x: torch.Tensor
+    x_lens: torch.Tensor
+    y: torch.Tensor
+    y_lens: torch.Tensor
+    texts: list[str]
+    paths: list[str]
+    skipped: list[BadSample] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return Batch(
+            self.x.to(device, non_blocking=non_blocking), self.x_lens.to(device, non_blocking=non_blocking),
+            self.y.to(device, non_blocking=non_blocking), self.y_lens.to(device, non_blocking=non_blocking),
+            self.texts, self.paths, self.skipped,
+        )
+
+    def pin_memory(self) -> "Batch":
+        return Batch(self.x.pin_memory(), self.x_lens.pin_memory(), self.y.pin_memory(), self.y_lens.pin_memory(),
+                     self.texts, self.paths, self.skipped)
+
+
+def pad_stack(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad tensors along dim 0 to the longest: list of (N_i, ...) -> (B, N_max, ...), lengths (B,)."""
+    lengths = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long)
+    out = tensors[0].new_zeros((len(tensors), int(lengths.max()), *tensors[0].shape[1:]))
+    for i, t in enumerate(tensors):
+        out[i, : t.shape[0]] = t
+    return out, lengths
+
+
+def collate(items: list) -> Batch | None:
+    """Items (dicts with signal, tokens, text, path) or BadSample -> Batch; None if all were bad."""
+    good = [it for it in items if not isinstance(it, BadSample)]
+    skipped = [it for it in items if isinstance(it, BadSample)]
+    if not good:
+        return Batch(torch.zeros(0), torch.zeros(0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long),
+                     torch.zeros(0, dtype=torch.long), [], [], skipped)
+    x, x_lens = pad_stack([it["signal"] for it in good])
+    y, y_lens = pad_stack([torch.as_tensor(it["tokens"], dtype=torch.long) for it in good])
+    return Batch(x, x_lens, y, y_lens, [it["text"] for it in good], [it["path"] for it in good], skipped)
