@@ -1,0 +1,91 @@
+"""Speech dataset over manifest rows: file -> mono waveform at the model's rate -> token ids.
+
+Normalisation policy for speech transcripts (``speech_tokenizer``): Unicode NFKC, lower case, keep
+only ``a-z``, the apostrophe and the space; every other character (digits, punctuation, accents that
+NFKC does not fold) is dropped and whitespace is collapsed. "Don't STOP, 2 go!" -> "don't stop go".
+Spell numbers out in transcripts if they matter.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from crnn.data.audio import AudioReadError, audio_duration, read_audio
+from crnn.data.collate import BadSample
+from crnn.data.tokenizer import Tokenizer, UnknownSymbolError
+
+SPEECH_KEEP = "a-z' "  # regex character class of the characters speech transcripts keep
+
+
+def speech_tokenizer(transcripts: Sequence[str]) -> Tokenizer:
+    """Character vocabulary built from training transcripts under the speech normalisation policy."""
+    return Tokenizer.build(transcripts, kind="char", lowercase=True, keep=SPEECH_KEEP)
+
+
+class AudioDataset(Dataset):
+    """Manifest rows -> items ``{signal (S,) float32, tokens (L,) long, text, path}``.
+
+    Args:
+        entries: rows with ``path`` and ``text`` (``read_manifest`` output); ``duration`` is used
+            for ``lengths()`` when present.
+        tokenizer: maps the transcript to token ids; ``text`` in items is its normalised form, so
+            error rates compare like with like.
+        sample_rate: the model's sample rate; every file is resampled to it.
+        augment: waveform augmentation applied to each read signal (training only). (Default: None)
+
+    A file that cannot be read, or a transcript with a symbol outside the vocabulary, yields a
+    ``BadSample(path, reason)`` that the collate function skips and counts.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[dict[str, Any]],
+        tokenizer: Tokenizer,
+        sample_rate: int,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
+        self.entries = list(entries)
+        self.tokenizer = tokenizer
+        self.sample_rate = sample_rate
+        self.augment = augment
+        self._lengths: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | BadSample:
+        row = self.entries[index]
+        path = row["path"]
+        try:
+            tokens = self.tokenizer.encode(row["text"])
+        except UnknownSymbolError as e:
+            return BadSample(path, f"transcript {row['text']!r}: {e}")
+        try:
+            signal = read_audio(path, self.sample_rate)  # (S,)
+        except AudioReadError as e:
+            return BadSample(path, e.reason)
+        if self.augment is not None:
+            signal = self.augment(signal)
+        text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind == "char" else row["text"]
+        return {"signal": signal, "tokens": torch.tensor(tokens, dtype=torch.long), "text": text, "path": path}
+
+    def durations(self) -> list[float]:
+        """Seconds per item: the manifest's ``duration`` or the file header (0.0 when unreadable)."""
+        out = []
+        for row in self.entries:
+            if row.get("duration") is not None:
+                out.append(float(row["duration"]))
+                continue
+            try:
+                out.append(audio_duration(row["path"]))
+            except AudioReadError:
+                out.append(0.0)  # the item itself becomes a BadSample when read
+        return out
+
+    def lengths(self) -> list[int]:
+        """Approximate samples per item at ``sample_rate`` (for ``BucketBatchSampler``); cached."""
+        if self._lengths is None:
+            self._lengths = [int(round(d * self.sample_rate)) for d in self.durations()]
+        return self._lengths
