@@ -1,0 +1,177 @@
+"""StepLayer: turn a per-time-step recurrent cell into a layer that obeys the layer contract.
+
+A subclass supplies ``step`` (and optionally ``project`` and ``init_state``); the base class handles
+both directions, variable lengths, zeroed padding and carried state::
+
+    @register_cell("mycell")
+    class MyCell(StepLayer):
+        def __init__(self, input_size, hidden_size, bidirectional=True):
+            super().__init__(input_size, hidden_size, bidirectional)
+            self.cell = nn.ModuleList(nn.Linear(input_size + hidden_size, hidden_size)
+                                      for _ in range(self.num_directions))
+
+        def step(self, x_t, h, direction):
+            return torch.tanh(self.cell[direction](torch.cat([x_t, h], dim=-1)))
+
+State layout follows ``torch.nn.GRU/LSTM``: a tensor ``(dirs, B, H)``, or a tuple of such tensors for
+cells whose ``init_state`` returns a tuple (LSTM's ``(h, c)``), so states of ``gru``/``gru_ref`` and
+``lstm``/``lstm_ref`` are interchangeable.
+"""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import torch
+import torch.nn as nn
+
+from crnn.frontends.common import length_mask
+
+State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+
+
+def map_state(fn: Callable[..., torch.Tensor], *states: State) -> State:
+    """Apply ``fn`` leaf-wise to one or more states of the same structure (a tensor or a tuple)."""
+    if isinstance(states[0], torch.Tensor):
+        return fn(*states)
+    return tuple(fn(*leaves) for leaves in zip(*states))
+
+
+def reverse_index(lengths: torch.Tensor, total: int) -> torch.Tensor:
+    """(B,) lengths -> (B, total) time index that reverses each sequence within its length.
+
+    Frames past a sequence's length stay where they are, so the index is its own inverse:
+    gathering twice with it restores the original order.
+    """
+    t = torch.arange(total, device=lengths.device)[None, :]  # (1, T)
+    last = lengths[:, None] - 1  # (B, 1)
+    return torch.where(t <= last, last - t, t)
+
+
+def reverse_within(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Reorder (B, T, D) along time by a (B, T) index from :func:`reverse_index`."""
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+class StepLayer(nn.Module):
+    """One (bi)directional recurrent layer driven by a per-time-step ``step`` function.
+
+    Subclass hooks (``direction`` is 0 forward, 1 reverse; keep one set of weights per direction):
+
+    * ``step(x_t (B, P), state, direction) -> h_t (B, H)`` or ``(h_t, new_state)``; returning a bare
+      tensor means the output is the state (GRU-like cells).
+    * ``project(x (B, T, D), direction) -> (B, T, P)``: per-frame input transform done for all frames
+      at once before the time loop (e.g. the input matmul). (Default: identity)
+    * ``init_state(batch, x) -> state``: the zero state of one direction. (Default: zeros (B, H))
+
+    Args:
+        input_size: feature size D of the input.
+        hidden_size: hidden units H per direction.
+        bidirectional: also run a reverse direction and concatenate. (Default: True)
+
+    Attributes:
+        output_size: ``H * num_directions``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = True):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bidirectional = bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.num_directions
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def step(self, x_t: torch.Tensor, state: State, direction: int) -> torch.Tensor | tuple[torch.Tensor, State]:
+        raise NotImplementedError(f"{type(self).__name__} must define step(x_t, state, direction)")
+
+    def project(self, x: torch.Tensor, direction: int) -> torch.Tensor:
+        """(B, T, D) -> (B, T, P) per-frame input transform, done once before the time loop."""
+        return x
+
+    def init_state(self, batch: int, x: torch.Tensor) -> State:
+        """Zero state of one direction: (B, H), on x's device and dtype."""
+        return x.new_zeros(batch, self.hidden_size)
+
+    # ---- driver ------------------------------------------------------------------------------
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Run every direction (``run_direction``: the step loop unless a subclass has a faster way).
+
+        Args:
+            x: (B, T, D) input; frames past each length may hold anything.
+            lengths: (B,) valid frames per sequence.
+            state: (dirs, B, H) (or a tuple of those) to start from, e.g. the state returned for the
+                previous chunk of a stream. (Default: None = zeros)
+
+        Returns:
+            y (B, T, H * dirs) zero at padded frames, lengths, state at each sequence's last valid
+            frame (for the reverse direction: after its first frame, as ``torch.nn.GRU``'s ``h_n``).
+        """
+        return self.run_directions(x, lengths, state, self.run_direction)
+
+    def forward_steps(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Like ``forward`` but always through the plain step loop (the reference for faster paths)."""
+        return self.run_directions(x, lengths, state, self.run_steps)
+
+    def run_directions(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None, run: Callable
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Split the state per direction, ``run`` each one, concatenate outputs and stack states."""
+        lengths = self.check_input(x, lengths)
+        outputs, finals = [], []
+        for d in range(self.num_directions):
+            s0 = None if state is None else map_state(lambda s: s[d], state)
+            if d == 1:  # reverse each sequence within its length, run forward, un-reverse
+                index = reverse_index(lengths, x.size(1))
+                y, s = run(reverse_within(x, index), lengths, s0, d)
+                y = reverse_within(y, index)
+            else:
+                y, s = run(x, lengths, s0, d)
+            outputs.append(y)
+            finals.append(s)
+        return torch.cat(outputs, dim=-1), lengths, map_state(lambda *s: torch.stack(s), *finals)
+
+    def run_direction(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None, direction: int
+    ) -> tuple[torch.Tensor, State]:
+        """One direction over time-ordered input: (B, T, D) -> (B, T, H) zero-padded, final state."""
+        return self.run_steps(x, lengths, state, direction)
+
+    def run_steps(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None, direction: int
+    ) -> tuple[torch.Tensor, State]:
+        """The time loop: ``step`` per frame, state frozen past each length, padded outputs zeroed."""
+        B, T, _ = x.shape
+        xp = self.project(x, direction)  # (B, T, P)
+        mask = length_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
+        s = self.init_state(B, x) if state is None else state
+        ys = []
+        for t in range(T):
+            out = self.step(xp[:, t], s, direction)
+            h, new = (out, out) if isinstance(out, torch.Tensor) else out
+            m = mask[:, t]
+            # Past its length a sequence keeps its state, so the final state is the last valid one.
+            s = map_state(lambda a, b: torch.where(m, a, b), new, s)
+            ys.append(h * m)
+        y = torch.stack(ys, dim=1) if ys else x.new_zeros(B, 0, self.hidden_size)
+        return y, s
+
+    def check_input(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Validate shapes; return lengths as int64 on x's device."""
+        if x.dim() != 3 or x.size(-1) != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}: expected input (B, T, {self.input_size}), got {tuple(x.shape)}"
+            )
+        if lengths.dim() != 1 or lengths.size(0) != x.size(0):
+            raise ValueError(f"{type(self).__name__}: expected lengths of shape ({x.size(0)},), got {tuple(lengths.shape)}")
+        lengths = lengths.to(device=x.device, dtype=torch.long)
+        if lengths.numel() and int(lengths.max()) > x.size(1):
+            raise ValueError(f"{type(self).__name__}: a length ({int(lengths.max())}) exceeds the {x.size(1)} input frames")
+        return lengths
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, bidirectional={self.bidirectional}"
+

@@ -1,0 +1,239 @@
+"""Recurrent cells: equivalence with torch.nn, scan vs step loop, padding, streaming state, user cells."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+import crnn
+from crnn.cells import StepLayer, register_cell
+from crnn.ctc import ctc_loss
+from crnn.encoder import RecurrentEncoder
+
+
+@register_cell("mycell")
+class MyCell(StepLayer):
+    """A user cell written as nothing but a step function (an Elman RNN with a gated output)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = True):
+        super().__init__(input_size, hidden_size, bidirectional)
+        self.cell = nn.ModuleList(nn.Linear(input_size + hidden_size, hidden_size) for _ in range(self.num_directions))
+
+    def step(self, x_t: torch.Tensor, h: torch.Tensor, direction: int) -> torch.Tensor:
+        return torch.tanh(self.cell[direction](torch.cat([x_t, h], dim=-1)))
+
+
+ALL_CELLS = crnn.list_cells()
+
+
+def _state_leaves(state):
+    return [state] if isinstance(state, torch.Tensor) else list(state)
+
+
+def _assert_states_close(a, b, **tol):
+    for x, y in zip(_state_leaves(a), _state_leaves(b), strict=True):
+        torch.testing.assert_close(x, y, **tol)
+
+
+def _random_state(cell: str, dirs: int, batch: int, hidden: int, dtype=torch.float32):
+    h = torch.randn(dirs, batch, hidden, dtype=dtype)
+    return (h, torch.randn_like(h)) if "lstm" in cell and "min" not in cell else h
+
+
+# ---- reference cells == cuDNN/torch layers --------------------------------------------------------
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_reference_matches_torch_encoder(kind):
+    """2 bidirectional layers, padded batch, carried-in state: outputs, states, input and weight grads."""
+    D, H, B, T = 5, 6, 3, 7
+    torch_enc = RecurrentEncoder(D, H, 2, cell=kind).double()
+    ref_enc = RecurrentEncoder(D, H, 2, cell=f"{kind}_ref").double()
+    ref_enc.load_state_dict(torch_enc.state_dict())  # strict: identical names and shapes
+
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    lengths = torch.tensor([7, 4, 2])
+    state = [_random_state(kind, 2, B, H, torch.float64) for _ in range(2)]
+    w = torch.randn(B, T, 2 * H, dtype=torch.float64)
+    results = []
+    for enc in (torch_enc, ref_enc):
+        xi = x.clone().requires_grad_()
+        y, _, states = enc(xi, lengths, state)
+        (y * w).sum().backward()
+        grads = {n: p.grad for n, p in enc.named_parameters()}
+        results.append((y, states, xi.grad, grads))
+    (y0, s0, gx0, g0), (y1, s1, gx1, g1) = results
+    tol = dict(atol=1e-9, rtol=1e-7)
+    torch.testing.assert_close(y1, y0, **tol)
+    for a, b in zip(s0, s1):
+        _assert_states_close(b, a, **tol)
+    torch.testing.assert_close(gx1, gx0, **tol)
+    assert g0.keys() == g1.keys()
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], **tol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_reference_matches_torch_cell_loop_and_module(kind):
+    """Weights of a one-layer torch.nn.GRU/LSTM load into ``layer.rnn``; a GRUCell/LSTMCell loop agrees."""
+    D, H, B, T = 4, 5, 2, 6
+    torch_rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[kind](D, H, batch_first=True, bidirectional=True)
+    layer = crnn.get_cell(f"{kind}_ref")(D, H, bidirectional=True)
+    layer.rnn.load_state_dict(torch_rnn.state_dict())
+    x = torch.randn(B, T, D)
+    y, _, _ = layer(x, torch.full((B,), T))
+    torch.testing.assert_close(y, torch_rnn(x)[0], atol=1e-5, rtol=1e-5)
+
+    cell = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}[kind](D, H)
+    cell.weight_ih.data.copy_(layer.rnn.weight_ih_l0)
+    cell.weight_hh.data.copy_(layer.rnn.weight_hh_l0)
+    cell.bias_ih.data.copy_(layer.rnn.bias_ih_l0)
+    cell.bias_hh.data.copy_(layer.rnn.bias_hh_l0)
+    h = torch.zeros(B, H)
+    c = torch.zeros(B, H)
+    steps = []
+    for t in range(T):
+        if kind == "gru":
+            h = cell(x[:, t], h)
+        else:
+            h, c = cell(x[:, t], (h, c))
+        steps.append(h)
+    torch.testing.assert_close(y[..., :H], torch.stack(steps, 1), atol=1e-5, rtol=1e-5)
+
+
+# ---- scan cells -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+def test_scan_matches_step_loop(kind):
+    """Log-space scan == the same cell stepped frame by frame (bidirectional, ragged lengths, h0, grads)."""
+    D, H, B, T = 4, 5, 4, 9
+    layer = crnn.get_cell(kind)(D, H, bidirectional=True).double()
+    x = torch.randn(B, T, D, dtype=torch.float64) * 2
+    lengths = torch.tensor([9, 5, 1, 0])
+    h0 = torch.randn(2, B, H, dtype=torch.float64)
+    w = torch.randn(B, T, 2 * H, dtype=torch.float64)
+    results = []
+    for run in (layer.forward, layer.forward_steps):
+        layer.zero_grad()
+        xi = x.clone().requires_grad_()
+        y, _, s = run(xi, lengths, h0)
+        (y * w).sum().backward()
+        results.append((y, s, xi.grad, [p.grad.clone() for p in layer.parameters()]))
+    (y0, s0, gx0, g0), (y1, s1, gx1, g1) = results
+    tol = dict(atol=1e-9, rtol=1e-7)
+    torch.testing.assert_close(y0, y1, **tol)
+    torch.testing.assert_close(s0, s1, **tol)
+    torch.testing.assert_close(gx0, gx1, **tol)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(a, b, **tol)
+    assert (y0[3] == 0).all() and torch.equal(s0[:, 3], h0[:, 3])  # empty sequence keeps its state
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+def test_scan_long_sequence_stable_in_float32(kind):
+    """T=3000: float32 scan stays finite (values and grads) and close to float64."""
+    layer = crnn.get_cell(kind)(3, 4, bidirectional=False)
+    x = torch.randn(2, 3000, 3).requires_grad_()
+    y32, _, _ = layer(x, torch.tensor([3000, 1700]))
+    y32.sum().backward()
+    assert torch.isfinite(y32).all() and torch.isfinite(x.grad).all()
+    y64, _, _ = layer.double()(x.detach().double(), torch.tensor([3000, 1700]))
+    torch.testing.assert_close(y32.double(), y64, atol=1e-3, rtol=1e-3)
+
+
+# ---- contract tests over every registered cell ------------------------------------------------------
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_state_carried_across_chunks(cell):
+    """Unidirectional: two chunks with the state passed along == one pass over the whole sequence."""
+    D, H = 3, 4
+    layer = crnn.get_cell(cell)(D, H, bidirectional=False)
+    x = torch.randn(3, 10, D)
+    full_y, _, full_s = layer(x, torch.tensor([10, 8, 7]))
+    y1, _, s1 = layer(x[:, :6], torch.tensor([6, 6, 6]))
+    y2, _, s2 = layer(x[:, 6:], torch.tensor([4, 2, 1]), s1)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), full_y, atol=1e-5, rtol=1e-5)
+    _assert_states_close(s2, full_s, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_every_parameter_gets_gradient(cell):
+    layer = crnn.get_cell(cell)(3, 4, bidirectional=True)
+    y, _, _ = layer(torch.randn(2, 5, 3), torch.tensor([5, 3]))
+    (y * torch.randn_like(y)).sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{cell}: no gradient for {name}"
+
+
+@pytest.mark.parametrize("bidirectional", [True, False], ids=["bi", "uni"])
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_padding_never_changes_valid_outputs(cell, bidirectional):
+    """Each item alone (no padding) == the same item inside a batch padded with garbage."""
+    D, H = 3, 4
+    layer = crnn.get_cell(cell)(D, H, bidirectional=bidirectional)
+    lengths = [6, 2, 4]
+    T = max(lengths) + 3
+    x = torch.randn(len(lengths), T, D) * 5  # frames past each length are garbage the layer must ignore
+    y, out_lengths, state = layer(x, torch.tensor(lengths))
+    assert y.shape == (3, T, layer.output_size) and out_lengths.tolist() == lengths
+    for i, n in enumerate(lengths):
+        yi, _, si = layer(x[i : i + 1, :n], torch.tensor([n]))
+        torch.testing.assert_close(y[i : i + 1, :n], yi, atol=1e-5, rtol=1e-5)
+        assert (y[i, n:] == 0).all(), "padded outputs must be zero"
+        for a, b in zip(_state_leaves(state), _state_leaves(si)):
+            torch.testing.assert_close(a[:, i : i + 1], b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru_ref", "mingru", "mycell"])
+def test_bad_input_is_reported(cell):
+    layer = crnn.get_cell(cell)(3, 4)
+    with pytest.raises(ValueError, match=r"expected input \(B, T, 3\)"):
+        layer(torch.randn(2, 5, 7), torch.tensor([5, 5]))
+    with pytest.raises(ValueError, match="exceeds the 5 input frames"):
+        layer(torch.randn(2, 5, 3), torch.tensor([5, 6]))
+
+
+# ---- a user cell trains a whole model ---------------------------------------------------------------
+def test_user_cell_trains_tiny_crnn():
+    torch.manual_seed(0)
+    model = crnn.create_model("tiny", vocab_size=5, cell="mycell", hidden_size=32)
+    assert isinstance(model.encoder.layers[0], MyCell)
+    x = torch.randn(4, 2400) * 0.3  # 0.3 s at 8 kHz
+    x_lens = torch.tensor([2400, 2400, 2000, 1600])
+    targets = torch.tensor([[1, 2, 3], [4, 4, 0], [2, 1, 0], [3, 0, 0]])
+    target_lengths = torch.tensor([3, 2, 2, 1])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        log_probs, lengths = model(x, x_lens)
+        loss = ctc_loss(log_probs, lengths, targets, target_lengths)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+# ---- CUDA fast path ---------------------------------------------------------------------------------
+@pytest.mark.cuda
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_compiled_reference_matches_plain_and_cudnn_on_cuda(kind, monkeypatch):
+    D, H, B, T = 8, 16, 4, 12
+    cudnn = RecurrentEncoder(D, H, 2, cell=kind).cuda()
+    ref = RecurrentEncoder(D, H, 2, cell=f"{kind}_ref").cuda()
+    ref.load_state_dict(cudnn.state_dict())
+    x = torch.randn(B, T, D, device="cuda")
+    lengths = torch.tensor([12, 9, 5, 1])
+
+    def run(enc):
+        enc.zero_grad()
+        xi = x.clone().requires_grad_()
+        y, _, _ = enc(xi, lengths)
+        y.square().sum().backward()
+        return y.detach(), xi.grad, [p.grad.clone() for p in enc.parameters()]
+
+    compiled = run(ref)
+    monkeypatch.setenv("CRNN_COMPILE_CELLS", "0")
+    plain = run(ref)
+    reference = run(cudnn)
+    for a, b, c in zip(compiled[:2] + tuple(compiled[2]), plain[:2] + tuple(plain[2]),
+                       reference[:2] + tuple(reference[2])):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a, c, atol=1e-4, rtol=1e-3)
