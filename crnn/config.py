@@ -44,4 +44,31 @@ PRESETS: dict[str, dict[str, Any]] = {
         frontend_args=dict(sample_rate=16000, n_mels=80, conv_channels=32, time_subsample=2),
         hidden_size=512, num_layers=5, dropout=0.1,
     ),
+    # Video: the built-in action task (64x64 clips at 10 fps) on a CPU; per-frame CNN + temporal conv (x4).
+    "video_tiny": dict(
+        frontend="video",
+        frontend_args=dict(backbone="small", height=64, width=64, fps=10.0, cnn_channels=[16, 32, 64, 96],
+                           temporal_channels=128, temporal_pools=2),
+        hidden_size=96, num_layers=2, dropout=0.1,
+    ),
+    # Sign language / real clips: ResNet-18 per frame (112x112), as CNN-BiLSTM-CTC recognisers.
+    "video_small": dict(
+        frontend="video",
+        frontend_args=dict(backbone="resnet18", height=112, width=112, fps=25.0, temporal_channels=512,
+                           temporal_pools=2),
+        hidden_size=256, num_layers=2, dropout=0.2,
+    ),
+    # 3D CNN frontend for the action task (small custom 3D CNN, time x4).
+    "video3d_tiny": dict(
+        frontend="video3d",
+        frontend_args=dict(backbone="small", height=64, width=64, fps=10.0, channels=[16, 32, 64, 96],
+                           time_subsample=4),
+        hidden_size=96, num_layers=2, dropout=0.1,
+    ),
+    # Precomputed per-frame features (e.g. Breakfast I3D, 2048-d at 15 fps); set input_dim for others.
+    "features_tiny": dict(
+        frontend="features",
+        frontend_args=dict(input_dim=2048, fps=15.0, temporal_channels=128, temporal_pools=2),
+        hidden_size=96, num_layers=2, dropout=0.1,
+    ),
 }
