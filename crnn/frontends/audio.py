@@ -47,7 +47,8 @@ class AudioFrontend(nn.Module):
         self.cfg = cfg
         self.win = int(round(cfg.sample_rate * cfg.win_ms / 1000))
         self.hop = int(round(cfg.sample_rate * cfg.hop_ms / 1000))
-        n_fft = 1 << (self.win - 1).bit_length()
+        # center=False frames span n_fft samples (the window is zero-padded to n_fft)
+        self.n_fft = n_fft = 1 << (self.win - 1).bit_length()
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=cfg.sample_rate, n_fft=n_fft, win_length=self.win, hop_length=self.hop,
             n_mels=cfg.n_mels, center=False, power=2.0,
@@ -92,7 +93,7 @@ class AudioFrontend(nn.Module):
 
     def feature_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Samples (B,) -> log-mel frames (B,) (zero for inputs shorter than one window)."""
-        return torch.clamp(torch.div(lengths - self.win, self.hop, rounding_mode="floor") + 1, min=0)
+        return torch.clamp(torch.div(lengths - self.n_fft, self.hop, rounding_mode="floor") + 1, min=0)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Samples (B,) -> output frames (B,): the one place that knows this frontend's arithmetic."""
@@ -103,13 +104,13 @@ class AudioFrontend(nn.Module):
 
     def min_samples(self) -> int:
         """Shortest input (samples) that yields one output frame."""
-        return self.win
+        return self.n_fft
 
     def features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveform (B, S) -> normalised log-mel (B, T, n_mels), frame lengths (B,). Always fp32."""
         with torch.autocast(device_type=waveform.device.type, enabled=False):
-            if waveform.size(1) < self.win:  # too short for one frame: pad so shapes stay defined
-                waveform = nn.functional.pad(waveform, (0, self.win - waveform.size(1)))
+            if waveform.size(1) < self.n_fft:  # too short for one frame: pad so shapes stay defined
+                waveform = nn.functional.pad(waveform, (0, self.n_fft - waveform.size(1)))
             spec = self.mel(waveform.float())  # (B, n_mels, T)
             feats = torch.log(spec + 1e-6).transpose(1, 2)  # (B, T, n_mels)
             n = self.feature_lengths(lengths)

@@ -1,0 +1,53 @@
+"""Helpers shared by sub-commands."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def add_plugin_arg(parser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="import a Python file or module first (e.g. one that registers a custom cell); repeatable")
+
+
+def load_plugins(plugins: list[str]) -> None:
+    """Import user files/modules so their ``register_cell``/``register_frontend`` calls run."""
+    for spec in plugins:
+        path = Path(spec)
+        if path.suffix == ".py" or path.is_file():
+            if not path.is_file():
+                raise SystemExit(f"error: plugin {spec}: no such file")
+            name = f"crnn_plugin_{path.stem}"
+            mod_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[name] = module
+            mod_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+
+
+def parse_key_values(items: list[str]) -> dict:
+    """["n_mels=64", "normalize=global"] -> {"n_mels": 64, "normalize": "global"} (numbers/bools parsed)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"error: expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.replace("-", "_")] = _parse_value(value)
+    return out
+
+
+def _parse_value(v: str):
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v

@@ -1,0 +1,98 @@
+"""``crnn decode``: transcribe audio or video files with a trained checkpoint."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from crnn.cli.common import add_plugin_arg, load_plugins
+
+
+def build_decoder(args: argparse.Namespace, model):
+    """Beam search / LM / lexicon decoder from the CLI options, or greedy when those are absent."""
+    try:
+        from crnn.decoding.options import Decoder, options_from_args
+    except ImportError:
+        from crnn.inference import GreedyDecoder
+
+        return GreedyDecoder(model.tokenizer, model.frame_shift)
+    return Decoder(model.tokenizer, options_from_args(args), model.frame_shift)
+
+
+def result_json(r, nbest: int) -> dict:
+    if r.error:
+        return {"path": r.path, "error": r.error}
+    best = r.hypotheses[0]
+    row = {"path": r.path, "text": best.text, "score": round(best.score, 4),
+           "confidence": round(best.confidence, 4), "words": best.words}
+    if nbest > 1:
+        row["nbest"] = [{"text": h.text, "score": round(h.score, 4)} for h in r.hypotheses[:nbest]]
+    return row
+
+
+def main(args: argparse.Namespace) -> int:
+    from crnn.inference import AUDIO_SUFFIXES, VIDEO_SUFFIXES, expand_inputs, transcribe_files
+    from crnn.model import CheckpointError, load_model
+    from crnn.training.trainer import pick_device
+
+    load_plugins(args.plugin)
+    try:
+        device = pick_device(args.device)
+        model = load_model(args.checkpoint, device=device)
+        decoder = build_decoder(args, model)
+    except (CheckpointError, RuntimeError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    suffixes = AUDIO_SUFFIXES if model.cfg.frontend == "audio" else VIDEO_SUFFIXES
+    paths = expand_inputs(args.inputs, suffixes)
+    if not paths:
+        print("error: no input files", file=sys.stderr)
+        return 2
+    nbest = getattr(args, "nbest", 1) or 1
+    failed = 0
+    if args.ctm:
+        try:
+            from crnn.decoding.options import format_ctm
+        except ImportError:
+            print("error: --ctm needs the beam-search decoder module", file=sys.stderr)
+            return 2
+    for r in transcribe_files(model, paths, decoder, batch_size=args.batch_size, device=device,
+                              workers=args.workers):
+        if r.error:
+            failed += 1
+            print(f"error: {r.error}", file=sys.stderr)
+            if args.json:
+                print(json.dumps(result_json(r, nbest)), flush=True)
+            continue
+        if args.json:
+            print(json.dumps(result_json(r, nbest)), flush=True)
+        elif args.ctm:
+            from pathlib import Path
+
+            print(format_ctm(Path(r.path).stem, r.hypotheses[0]), flush=True)
+        else:
+            print(f"{r.path}\t{r.hypotheses[0].text}", flush=True)
+            for h in r.hypotheses[1:nbest]:
+                print(f"{r.path}\t{h.text}\t(n-best, score {h.score:.3f})", flush=True)
+    if failed:
+        print(f"{failed} of {len(paths)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("decode", help="transcribe files with a checkpoint", description=__doc__)
+    p.add_argument("inputs", nargs="+", help="audio/video files, frame folders, or folders of files")
+    p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint written by crnn train (best.pt)")
+    p.add_argument("--json", action="store_true", help="JSON lines: path, text, score, confidence, words with times")
+    p.add_argument("--ctm", action="store_true", help="CTM lines: utterance, channel, start, duration, word, confidence")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, help="file reading processes (default: 0 for a few files, else up to 4)")
+    try:
+        from crnn.decoding.options import add_decode_args
+
+        add_decode_args(p)
+    except ImportError:
+        pass
+    add_plugin_arg(p)
+    p.set_defaults(func=main)

@@ -1,0 +1,116 @@
+"""``crnn train``: train a model (built-in data by default, or manifests / corpus folders)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from crnn.cli.common import add_plugin_arg, load_plugins, parse_key_values
+
+
+def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(description="Train a CNN -> RNN -> CTC model")
+    d = p.add_argument_group("data")
+    d.add_argument("--out", default="runs/dtmf", help="output folder (best.pt, last.pt, log.csv, tb/)")
+    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions"], help="built-in data when no manifest is given")
+    d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
+    d.add_argument("--val-manifest", help="validation manifest or folder")
+    d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features"])
+    d.add_argument("--train-size", type=int, default=4000, help="built-in data: items per epoch")
+    d.add_argument("--val-size", type=int, default=200, help="built-in data: validation items")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=None, help="preset (crnn info lists them); default depends on the data")
+    m.add_argument("--cell", help="recurrent cell name (crnn info lists them)")
+    m.add_argument("--hidden-size", type=int)
+    m.add_argument("--num-layers", type=int)
+    m.add_argument("--unidirectional", action="store_true", help="forward-only recurrent layers (streamable)")
+    m.add_argument("--dropout", type=float)
+    m.add_argument("--layer-norm", action="store_true")
+    m.add_argument("--frontend", help="frontend name (audio, video, video3d, features)")
+    m.add_argument("--frontend-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="frontend setting, e.g. n_mels=64, normalize=global, time_subsample=4; repeatable")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=10)
+    o.add_argument("--max-minutes", type=float, help="stop after this much training time (after validating)")
+    o.add_argument("--batch-size", type=int, default=32)
+    o.add_argument("--max-frames", type=int, help="length-bucketed batches of at most this many input units")
+    o.add_argument("--lr", type=float, default=3e-3)
+    o.add_argument("--weight-decay", type=float, default=1e-2)
+    o.add_argument("--warmup-steps", type=int, default=200)
+    o.add_argument("--grad-clip", type=float, default=5.0)
+    o.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    o.add_argument("--no-sortagrad", action="store_true", help="shuffle the first epoch too")
+    a = p.add_argument_group("augmentation (training only)")
+    a.add_argument("--spec-augment", action="store_true", help="SpecAugment time/frequency masks")
+    a.add_argument("--speed-perturb", action="store_true", help="random speed 0.9/1.0/1.1")
+    a.add_argument("--noise-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="additive noise SNR range (dB)")
+    a.add_argument("--noise-dir", help="folder of noise recordings (else coloured noise is generated)")
+    a.add_argument("--gain", type=float, nargs=2, metavar=("MIN_DB", "MAX_DB"), help="random gain range")
+    r = p.add_argument_group("run")
+    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    r.add_argument("--workers", type=int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT/last.pt when present")
+    r.add_argument("--no-tensorboard", action="store_true")
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--summary-json", help="also write the run summary (best CER/WER, time) to this file")
+    add_plugin_arg(p)
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    from crnn.training import TrainConfig
+
+    model_args = parse_key_values(args.frontend_arg)
+    for key in ("cell", "hidden_size", "num_layers", "dropout", "frontend"):
+        value = getattr(args, key)
+        if value is not None:
+            model_args[key] = value
+    if args.unidirectional:
+        model_args["bidirectional"] = False
+    if args.layer_norm:
+        model_args["layer_norm"] = True
+    if args.spec_augment:
+        model_args["spec_augment"] = True
+    augment = {}
+    if args.speed_perturb:
+        augment["speed_perturb"] = True
+    if args.noise_snr:
+        augment["noise_snr"] = tuple(args.noise_snr)
+    if args.noise_dir:
+        augment["noise_dir"] = args.noise_dir
+    if args.gain:
+        augment["gain_db"] = tuple(args.gain)
+    return TrainConfig(
+        out=args.out, task=args.task, train_manifest=args.train_manifest, val_manifest=args.val_manifest,
+        modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,
+        val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
+        max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers,
+        seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, resume=args.resume,
+        tensorboard=not args.no_tensorboard, progress=not args.no_progress,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from crnn.training import train
+
+    load_plugins(args.plugin)
+    try:
+        summary = train(config_from_args(args))
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    best = summary["best_cer"]
+    print(f"best: {summary['best']} (epoch {summary['best_epoch']}, CER {100 * best:.2f}%, "
+          f"WER {100 * summary['best_wer']:.2f}%), {summary['seconds']:.0f} s")
+    if args.summary_json:
+        with open(args.summary_json, "w") as f:
+            json.dump(summary, f, indent=2)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a model", description=__doc__)
+    get_args_parser(p)
+    p.set_defaults(func=main)

@@ -1,0 +1,45 @@
+"""Everything a training run needs, as one typed dataclass (saved in the checkpoint)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/dtmf"               # output folder: best.pt, last.pt, log.csv, tb/
+    task: str = "dtmf"                   # built-in data ("dtmf", "actions") when no manifests are given
+    train_manifest: str | None = None    # JSONL/NeMo/CSV manifest or corpus folder (LibriSpeech ...)
+    val_manifest: str | None = None      # validation data, same forms
+    modality: str = "auto"               # "audio", "video", "features" or "auto" (from the preset/files)
+    model: str | None = None             # preset name (crnn.list_models()); None: the task's default
+    model_args: dict = field(default_factory=dict)  # ModelConfig fields / frontend args over the preset
+    train_size: int = 4000               # built-in task: utterances per epoch (fresh every epoch)
+    val_size: int = 200                  # built-in task: fixed validation utterances
+    epochs: int = 10                     # passes over the training data
+    max_minutes: float | None = None     # stop (after validation) once this much training time is spent
+    batch_size: int = 32                 # items per batch (or the upper bound with max_frames)
+    max_frames: int | None = None        # bucketed batching: max padded input units per batch
+    lr: float = 3e-3                     # peak learning rate (AdamW)
+    weight_decay: float = 1e-2           # AdamW weight decay
+    warmup_steps: int = 200              # linear warm-up steps, then cosine decay
+    min_lr_ratio: float = 0.05           # final learning rate / peak
+    grad_clip: float = 5.0               # max gradient norm
+    precision: str = "auto"              # "fp32", "bf16", "fp16" (autocast on CUDA) or "auto" (bf16 on CUDA)
+    device: str = "auto"                 # "cpu", "cuda", "cuda:1" or "auto"
+    workers: int | None = None           # DataLoader workers (None: 1 on CPU, 4 on CUDA)
+    seed: int = 0                        # seeds model init, data order and the built-in data
+    sortagrad: bool = True               # first epoch shortest-first (manifest data)
+    augment: dict = field(default_factory=dict)  # waveform augmentation fields (AugmentConfig)
+    resume: str | None = None            # checkpoint to resume from ("auto": OUT/last.pt if present)
+    log_every: int = 20                  # steps between log rows
+    tensorboard: bool = True             # also write TensorBoard event files
+    progress: bool = True                # progress bars
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,11 @@
+"""Train a CNN -> RNN -> CTC model: the same trainer as ``crnn train``, runnable with torchrun.
+
+    python train.py --out runs/dtmf                          # built-in DTMF data, CPU or GPU
+    torchrun --nproc_per_node=4 train.py --train-manifest train.jsonl --val-manifest dev.jsonl --out runs/asr
+"""
+import sys
+
+from crnn.cli.train import get_args_parser, main
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
