@@ -1,10 +1,13 @@
-"""CTC decoders: greedy and prefix beam search, with one Hypothesis type for all."""
+"""CTC decoders: greedy and batched prefix beam search (LM, lexicon, hotwords, grammar), one Hypothesis type."""
 from crnn.decoding.hypothesis import Hypothesis
 from crnn.decoding.greedy import ctc_greedy
+from crnn.decoding.beam import ctc_beam_search
+from crnn.decoding.lm import NGramLM, TensorLM, build_kneser_ney, read_arpa, write_arpa
+from crnn.decoding.options import DecodeOptions, Decoder, add_decode_args, options_from_args
+from crnn.decoding.words import format_ctm, hypothesis_words
 
-try:
-    from crnn.decoding.beam import ctc_beam_search
-except ImportError:  # pragma: no cover - beam search lands separately
-    ctc_beam_search = None  # type: ignore[assignment]
-
-__all__ = ["Hypothesis", "ctc_greedy", "ctc_beam_search"]
+__all__ = [
+    "Hypothesis", "ctc_greedy", "ctc_beam_search", "DecodeOptions", "Decoder", "add_decode_args",
+    "options_from_args", "format_ctm", "hypothesis_words", "NGramLM", "TensorLM", "build_kneser_ney",
+    "read_arpa", "write_arpa",
+]

@@ -1,0 +1,348 @@
+"""N-gram language models: ARPA reading and writing, a pure-Python Kneser-Ney builder, and a
+tensor form of the model that scores a whole beam at once (CPU or CUDA).
+
+Units: a *word* LM scores whole words (at word boundaries); a *character* LM is an ARPA file whose
+"words" are single characters, with the space written as ``<space>``. Label vocabularies use a
+word LM whose words are the labels.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence, TextIO
+
+import torch
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+SPACE = "<space>"  # the space character as a unit of a character LM
+LN10 = math.log(10.0)
+# ARPA's convention for "impossible": log10 p = -99.
+ARPA_ZERO = -99.0
+
+
+class ArpaFormatError(ValueError):
+    """An ARPA file is malformed."""
+
+
+@dataclass
+class NGramLM:
+    """An n-gram backoff model held as dictionaries (log10 values, as in ARPA).
+
+    Attributes:
+        order: the highest n-gram order.
+        probs: n-gram tuple -> log10 p(last word | preceding words).
+        bows: n-gram tuple -> log10 backoff weight (missing means 0).
+    """
+
+    order: int
+    probs: dict[tuple[str, ...], float] = field(default_factory=dict)
+    bows: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+    @property
+    def vocab(self) -> list[str]:
+        """Unigram words, in file order."""
+        return [g[0] for g in self.probs if len(g) == 1]
+
+    def log10_prob(self, context: Sequence[str], word: str) -> float:
+        """log10 p(word | context) by standard backoff; unknown words score as ``<unk>``."""
+        if (word,) not in self.probs:
+            word = UNK
+            if (word,) not in self.probs:
+                return ARPA_ZERO
+        context = tuple(context)[-(self.order - 1):] if self.order > 1 else ()
+        backoff = 0.0
+        while True:
+            p = self.probs.get(context + (word,))
+            if p is not None:
+                return p + backoff
+            backoff += self.bows.get(context, 0.0)
+            context = context[1:]
+
+    def sentence_log10_prob(self, words: Sequence[str]) -> float:
+        """log10 p of a whole sentence, ``</s>`` included."""
+        context: list[str] = [BOS]
+        total = 0.0
+        for w in list(words) + [EOS]:
+            total += self.log10_prob(context, w)
+            context.append(w)
+        return total
+
+
+# -- ARPA I/O --------------------------------------------------------------------------------
+def read_arpa(path: str | Path) -> NGramLM:
+    """Read an ARPA file. Raises ArpaFormatError naming the file and line on malformed input."""
+    path = Path(path)
+    try:
+        text = path.open(encoding="utf-8")
+    except OSError as e:
+        raise ArpaFormatError(f"{path}: cannot read language model ({e.strerror})") from None
+    counts: dict[int, int] = {}
+    lm = NGramLM(order=0)
+    section = None  # None before \data\, 0 inside \data\, n inside \n-grams:
+    with text:
+        for lineno, raw in enumerate(text, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            if line == "\\data\\":
+                section = 0
+                continue
+            if line == "\\end\\":
+                break
+            m = re.fullmatch(r"\\(\d+)-grams:", line)
+            if m:
+                section = int(m.group(1))
+                if section not in counts:
+                    raise ArpaFormatError(f"{path}:{lineno}: section {line} not announced in \\data\\")
+                continue
+            if section is None:
+                continue  # header text before \data\ is allowed
+            if section == 0:
+                m = re.fullmatch(r"ngram\s+(\d+)\s*=\s*(\d+)", line)
+                if not m:
+                    raise ArpaFormatError(f"{path}:{lineno}: expected 'ngram N=count', got {line!r}")
+                counts[int(m.group(1))] = int(m.group(2))
+                continue
+            parts = line.split()
+            n = section
+            if len(parts) not in (n + 1, n + 2):
+                raise ArpaFormatError(f"{path}:{lineno}: a {n}-gram line needs {n + 1} or {n + 2} fields")
+            try:
+                logp = float(parts[0])
+                bow = float(parts[n + 1]) if len(parts) == n + 2 else None
+            except ValueError:
+                raise ArpaFormatError(f"{path}:{lineno}: bad number in {line!r}") from None
+            gram = tuple(parts[1 : n + 1])
+            lm.probs[gram] = logp
+            if bow is not None and bow != 0.0:
+                lm.bows[gram] = bow
+    if not counts:
+        raise ArpaFormatError(f"{path}: no \\data\\ section; not an ARPA file")
+    lm.order = max(counts)
+    found = defaultdict(int)
+    for g in lm.probs:
+        found[len(g)] += 1
+    for n, c in counts.items():
+        if found[n] != c:
+            raise ArpaFormatError(f"{path}: header announces {c} {n}-grams, file holds {found[n]}")
+    return lm
+
+
+def write_arpa(lm: NGramLM, out: TextIO) -> None:
+    """Write ``lm`` in ARPA format (n-grams grouped by order, in insertion order)."""
+    by_order: dict[int, list[tuple[str, ...]]] = defaultdict(list)
+    for g in lm.probs:
+        by_order[len(g)].append(g)
+    out.write("\\data\\\n")
+    for n in range(1, lm.order + 1):
+        out.write(f"ngram {n}={len(by_order[n])}\n")
+    for n in range(1, lm.order + 1):
+        out.write(f"\n\\{n}-grams:\n")
+        for g in by_order[n]:
+            line = f"{lm.probs[g]:.6f}\t{' '.join(g)}"
+            if n < lm.order and g in lm.bows:
+                line += f"\t{lm.bows[g]:.6f}"
+            out.write(line + "\n")
+    out.write("\n\\end\\\n")
+
+
+# -- building -------------------------------------------------------------------------------
+def sentences_from_text(lines: Iterable[str], unit: str = "word") -> list[list[str]]:
+    """Split text lines into units: words (whitespace-separated) or characters (space -> ``<space>``)."""
+    out = []
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        if unit == "word":
+            out.append(words)
+        elif unit == "char":
+            out.append([SPACE if c == " " else c for c in " ".join(words)])
+        else:
+            raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
+    return out
+
+
+def _discounts(adjusted: dict[tuple[str, ...], int]) -> tuple[float, float, float]:
+    """Modified Kneser-Ney discounts D1, D2, D3+ from counts-of-counts (Chen & Goodman 1998)."""
+    n = [0, 0, 0, 0, 0]
+    for c in adjusted.values():
+        if c <= 4:
+            n[c] += 1
+    fallback = (0.5, 1.0, 1.5)
+    if not (n[1] and n[2] and n[3] and n[4]):
+        return fallback  # too little data to estimate: mild fixed discounts
+    y = n[1] / (n[1] + 2 * n[2])
+    d = (1 - 2 * y * n[2] / n[1], 2 - 3 * y * n[3] / n[2], 3 - 4 * y * n[4] / n[3])
+    return tuple(di if 0 < di < i + 1 else fi for i, (di, fi) in enumerate(zip(d, fallback)))  # type: ignore[return-value]
+
+
+def build_kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3) -> NGramLM:
+    """Interpolated modified Kneser-Ney n-gram model (Chen & Goodman 1998), written as backoff.
+
+    The highest order uses raw counts; lower orders use continuation counts (the number of distinct
+    words seen before the n-gram), except n-grams starting with ``<s>``, which keep raw counts.
+    Unigrams interpolate with the uniform distribution over the vocabulary plus ``<unk>``, so every
+    word has a non-zero probability. For a seen n-gram ``hw`` the stored probability is the
+    interpolated ``p(w|h)``; the backoff weight of ``h`` is its interpolation weight ``gamma(h)``,
+    which makes backoff lookups of unseen words equal to the interpolated model.
+    """
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    raw: list[dict[tuple[str, ...], int]] = [defaultdict(int) for _ in range(order + 1)]
+    for sent in sentences:
+        toks = [BOS, *sent, EOS]
+        for n in range(1, order + 1):
+            for i in range(len(toks) - n + 1):
+                gram = tuple(toks[i : i + n])
+                if gram == (BOS,):
+                    continue
+                raw[n][gram] += 1
+    if not raw[1]:
+        raise ValueError("no text to build a language model from")
+    # Adjusted counts: raw at the top order and for <s>-initial n-grams; continuation counts below.
+    adjusted: list[dict[tuple[str, ...], int]] = [dict() for _ in range(order + 1)]
+    adjusted[order] = dict(raw[order])
+    for n in range(order - 1, 0, -1):
+        left: dict[tuple[str, ...], int] = defaultdict(int)
+        for g in raw[n + 1]:
+            left[g[1:]] += 1
+        adjusted[n] = {g: (c if g[0] == BOS else left[g]) for g, c in raw[n].items()}
+    vocab = sorted({g[0] for g in raw[1]} | {UNK})
+    lm = NGramLM(order=order)
+    lower: dict[tuple[str, ...], float] = {}  # interpolated p of the previous order (natural)
+    for n in range(1, order + 1):
+        d = _discounts(adjusted[n])
+        totals: dict[tuple[str, ...], int] = defaultdict(int)
+        kinds: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for g, c in adjusted[n].items():
+            totals[g[:-1]] += c
+            kinds[g[:-1]][min(c, 3) - 1] += 1
+        gamma = {h: (d[0] * k[0] + d[1] * k[1] + d[2] * k[2]) / totals[h] for h, k in kinds.items()}
+        current: dict[tuple[str, ...], float] = {}
+        grams = list(adjusted[n].items())
+        if n == 1:  # every vocabulary word gets a unigram, seen or not
+            seen = adjusted[1]
+            grams = [((w,), seen.get((w,), 0)) for w in vocab if w != BOS]
+        for g, c in grams:
+            h = g[:-1]
+            disc = max(c - d[min(c, 3) - 1], 0.0) if c else 0.0
+            back = 1.0 / len(vocab) if n == 1 else _backoff_prob(lower, lm, g[1:])
+            p = disc / totals[h] + gamma[h] * back
+            current[g] = p
+            lm.probs[g] = math.log10(p)
+        if n == 1:
+            lm.probs[(BOS,)] = ARPA_ZERO
+        for h, gm in gamma.items():
+            if h:
+                lm.bows[h] = math.log10(gm)
+        lower = current
+    # Keep file order: unigrams with <s> first for readability.
+    lm.probs = dict(sorted(lm.probs.items(), key=lambda kv: (len(kv[0]), kv[0] != (BOS,), kv[0])))
+    return lm
+
+
+def _backoff_prob(lower: dict[tuple[str, ...], float], lm: NGramLM, gram: tuple[str, ...]) -> float:
+    """p(gram[-1] | gram[:-1]) of the lower-order model, backing off where the n-gram is unseen."""
+    p = lower.get(gram)
+    if p is not None:
+        return p
+    return 10.0 ** lm.log10_prob(gram[:-1], gram[-1])
+
+
+# -- tensor form for batched search -----------------------------------------------------------
+class TensorLM:
+    """An NGramLM compiled to sorted key tables, scoring many (state, word) pairs at once.
+
+    A *state* is the id of the longest n-gram context the model holds (0 = empty context). Every
+    n-gram ``g`` has an id ``e`` with key ``id(g[:-1]) * W + word(g[-1])``; a lookup walks at most
+    ``order`` backoff levels with ``searchsorted`` on the sorted keys, all pairs in parallel.
+    Probabilities are natural logs.
+
+    Args:
+        lm: the model.
+    """
+
+    def __init__(self, lm: NGramLM):
+        self.order = lm.order
+        self.words = lm.vocab
+        self.word_id = {w: i for i, w in enumerate(self.words)}
+        if UNK not in self.word_id:
+            # A model without <unk> cannot score unknown words: give them ARPA's zero.
+            self.word_id[UNK] = len(self.words)
+            self.words = self.words + [UNK]
+            lm = NGramLM(lm.order, dict(lm.probs), dict(lm.bows))
+            lm.probs[(UNK,)] = ARPA_ZERO
+        W = len(self.words)
+        grams = list(lm.probs)
+        gid = {g: i + 1 for i, g in enumerate(grams)}  # 0 is the empty context
+        gid[()] = 0
+        E = len(grams) + 1
+        keys = torch.empty(E - 1, dtype=torch.int64)
+        logp = torch.zeros(E)
+        bow = torch.zeros(E)
+        suffix = torch.zeros(E, dtype=torch.int64)  # backoff context: the longest held proper suffix
+        nxt = torch.zeros(E, dtype=torch.int64)  # the state after this n-gram was scored
+        for g, e in gid.items():
+            if not g:
+                continue
+            ctx = g[:-1]
+            if ctx not in gid:
+                raise ArpaFormatError(f"n-gram {' '.join(g)!r} has no entry for its context {' '.join(ctx)!r}")
+            keys[e - 1] = gid[ctx] * W + self.word_id[g[-1]]
+            logp[e] = max(lm.probs[g], ARPA_ZERO) * LN10
+            bow[e] = lm.bows.get(g, 0.0) * LN10
+            suffix[e] = gid[self._longest_held(g[1:], gid)]
+            nxt[e] = e if len(g) < self.order else gid[self._longest_held(g[1:], gid)]
+        order_idx = torch.argsort(keys)
+        self.keys = keys[order_idx]
+        self.key_entry = order_idx + 1
+        self.logp, self.bow, self.suffix, self.next_state = logp, bow, suffix, nxt
+        self.num_words = W
+        self.unk = self.word_id[UNK]
+        self.bos_state = gid.get((BOS,), 0) if self.order > 1 else 0
+        self.eos = self.word_id.get(EOS, self.unk)
+        self._device_cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+
+    @staticmethod
+    def _longest_held(words: tuple[str, ...], gid: dict) -> tuple[str, ...]:
+        while words not in gid:
+            words = words[1:]
+        return words
+
+    def _tables(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        if device not in self._device_cache:
+            self._device_cache[device] = tuple(
+                t.to(device) for t in (self.keys, self.key_entry, self.logp, self.bow, self.suffix, self.next_state)
+            )
+        return self._device_cache[device]
+
+    def score(self, state: torch.Tensor, word: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score ``word`` after ``state``, elementwise.
+
+        Args:
+            state: (...) int64 LM states.
+            word: (...) int64 word ids (``unk`` for unknown words).
+
+        Returns:
+            ``(log_prob, next_state)``, both shaped like ``state``: natural-log p(word | state)
+            and the state after it.
+        """
+        keys, key_entry, logp, bow, suffix, next_state = self._tables(state.device)
+        s = state.clone()
+        acc = torch.zeros(state.shape, device=state.device)
+        found_entry = torch.zeros_like(state)
+        done = torch.zeros(state.shape, dtype=torch.bool, device=state.device)
+        for _ in range(self.order):
+            key = s * self.num_words + word
+            pos = torch.searchsorted(keys, key).clamp_max(keys.numel() - 1)
+            hit = (keys[pos] == key) & ~done
+            found_entry = torch.where(hit, key_entry[pos], found_entry)
+            done = done | hit
+            # Not found at this level: pay the context's backoff weight and shorten it.
+            acc = torch.where(done, acc, acc + bow[s])
+            s = torch.where(done, s, suffix[s])
+        return acc + logp[found_entry], next_state[found_entry]

@@ -1,0 +1,128 @@
+"""Decoding options (one frozen dataclass), their command-line flags, and the Decoder that applies them."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from crnn.data.tokenizer import Tokenizer
+from crnn.decoding.beam import ctc_beam_search
+from crnn.decoding.greedy import ctc_greedy
+from crnn.decoding.hypothesis import Hypothesis
+from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
+from crnn.decoding.lm import TensorLM, read_arpa
+from crnn.decoding.scorers import GrammarScorer, HotwordScorer, TokenLMScorer, WordScorer, lm_unit
+from crnn.decoding.words import hypothesis_words
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to turn log-posteriors into hypotheses."""
+
+    beam_size: int = 1  # 1: greedy best path (unless a constraint or LM needs the search)
+    nbest: int = 1  # hypotheses per utterance (<= beam_size)
+    lm: str | None = None  # ARPA n-gram LM: words, characters (``<space>`` = space) or labels
+    alpha: float = 0.5  # LM weight (on natural-log probabilities)
+    beta: float = 1.0  # bonus per LM unit (word, or token for character/label LMs)
+    lm_unit: str = "auto"  # "word" (scored at spaces), "token" (every token) or "auto" (from the LM's vocabulary)
+    lexicon: str | None = None  # file of allowed words, one per line (character vocabularies)
+    hotwords: tuple[str, ...] = ()  # words/phrases to favour, or one path to a file of them
+    hotword_weight: float = 1.5  # bonus per token inside a hotword (kept only if it completes)
+    grammar: str | None = None  # label grammar file: "FROM TO1 TO2 ..." lines
+    token_prune: int | None = None  # extend only by each frame's top-k tokens (None: all)
+    blank_skip: float | None = None  # skip frames with blank posterior above this (e.g. 0.999)
+
+
+def add_decode_args(parser: argparse.ArgumentParser) -> None:
+    """Add the decoding flags (``--beam``, ``--lm``, ...) to a command's parser."""
+    g = parser.add_argument_group("decoding")
+    d = DecodeOptions()
+    g.add_argument("--beam", type=int, default=d.beam_size, help="beam size; 1 = greedy (default: %(default)s)")
+    g.add_argument("--nbest", type=int, default=d.nbest, help="hypotheses per utterance (default: %(default)s)")
+    g.add_argument("--lm", default=None, help="ARPA n-gram LM (build one with 'crnn lm build')")
+    g.add_argument("--alpha", type=float, default=d.alpha, help="LM weight (default: %(default)s)")
+    g.add_argument("--beta", type=float, default=d.beta, help="bonus per LM word/token (default: %(default)s)")
+    g.add_argument("--lm-unit", choices=["auto", "word", "token"], default=d.lm_unit,
+                   help="score the LM per word or per token (default: from the LM's vocabulary)")
+    g.add_argument("--lexicon", default=None, help="file of allowed words, one per line")
+    g.add_argument("--hotwords", default=None, help="comma-separated words/phrases to favour, or a file of them")
+    g.add_argument("--hotword-weight", type=float, default=d.hotword_weight,
+                   help="bonus per token inside a hotword (default: %(default)s)")
+    g.add_argument("--grammar", default=None, help="label grammar file: 'FROM TO1 TO2 ...' per line")
+    g.add_argument("--token-prune", type=int, default=None, help="extend by each frame's top-k tokens only")
+    g.add_argument("--blank-skip", type=float, default=None,
+                   help="skip frames whose blank probability exceeds this, e.g. 0.999")
+
+
+def options_from_args(args: argparse.Namespace) -> DecodeOptions:
+    """DecodeOptions from parsed ``add_decode_args`` flags."""
+    hot = getattr(args, "hotwords", None)
+    if not hot:
+        hotwords: tuple[str, ...] = ()
+    elif Path(hot).is_file():
+        hotwords = (hot,)
+    else:
+        hotwords = tuple(p.strip() for p in hot.split(",") if p.strip())
+    return DecodeOptions(
+        beam_size=args.beam, nbest=args.nbest, lm=args.lm, alpha=args.alpha, beta=args.beta, lm_unit=args.lm_unit,
+        lexicon=args.lexicon, hotwords=hotwords, hotword_weight=args.hotword_weight, grammar=args.grammar,
+        token_prune=args.token_prune, blank_skip=args.blank_skip,
+    )
+
+
+class Decoder:
+    """Decodes batches of log-posteriors with fixed options; LM, lexicon etc. are loaded once.
+
+    Args:
+        tokenizer: the model's vocabulary (fills ``text`` and ``words``).
+        options: DecodeOptions.
+        frame_shift: seconds per output frame, for word times in seconds (None: times in frames).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, options: DecodeOptions = DecodeOptions(), frame_shift: float | None = None):
+        o = options
+        if o.beam_size < 1:
+            raise ValueError(f"beam size must be >= 1, got {o.beam_size}")
+        if o.nbest < 1 or o.nbest > o.beam_size:
+            raise ValueError(f"nbest must be between 1 and the beam size ({o.beam_size}), got {o.nbest}")
+        if o.lm_unit not in ("auto", "word", "token"):
+            raise ValueError(f"lm_unit must be 'auto', 'word' or 'token', got {o.lm_unit!r}")
+        self.tokenizer, self.options, self.frame_shift = tokenizer, o, frame_shift
+        self.scorers: list = []
+        lm = TensorLM(read_arpa(o.lm)) if o.lm else None
+        lexicon = Lexicon.from_file(o.lexicon, tokenizer) if o.lexicon else None
+        unit = None
+        if lm is not None:
+            unit = lm_unit(lm, tokenizer) if o.lm_unit == "auto" else o.lm_unit
+            if tokenizer.kind == "label":
+                unit = "token"  # every label is a word
+        if unit == "token":
+            self.scorers.append(TokenLMScorer(lm, tokenizer, o.alpha, o.beta))
+        if unit == "word" or lexicon is not None:
+            self.scorers.append(WordScorer(tokenizer, lm if unit == "word" else None, lexicon, o.alpha, o.beta))
+        if o.hotwords:
+            spec = o.hotwords[0] if len(o.hotwords) == 1 and Path(o.hotwords[0]).is_file() else list(o.hotwords)
+            self.scorers.append(HotwordScorer(Hotwords.parse(spec, tokenizer, o.hotword_weight)))
+        if o.grammar:
+            self.scorers.append(GrammarScorer(Grammar.from_file(o.grammar, tokenizer)))
+        self.lm_unit = unit
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        """Decode (B, T, V) log-posteriors with (B,) valid lengths: per utterance, n-best hypotheses."""
+        o = self.options
+        if log_probs.size(-1) != len(self.tokenizer):
+            raise ValueError(f"log_probs have {log_probs.size(-1)} classes, the vocabulary {len(self.tokenizer)}")
+        if o.beam_size == 1 and not self.scorers:
+            nbest = [[h] for h in ctc_greedy(log_probs, lengths)]
+        else:
+            nbest = ctc_beam_search(
+                log_probs, lengths, beam_size=o.beam_size, nbest=o.nbest, token_prune=o.token_prune,
+                blank_skip=o.blank_skip, scorers=self.scorers,
+            )
+        for hyps in nbest:
+            for h in hyps:
+                h.text = self.tokenizer.decode(h.tokens)
+                h.words = hypothesis_words(h, self.tokenizer, self.frame_shift)
+        return nbest

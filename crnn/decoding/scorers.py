@@ -1,0 +1,226 @@
+"""Score terms for the batched beam search (see ``crnn.decoding.beam.Scorer``): LM fusion at word
+boundaries or at every token, lexicon constraints, hotword bonuses and a label grammar.
+
+Every scorer keeps its tables on the CPU and copies them once per device it is used on.
+"""
+from __future__ import annotations
+
+import torch
+
+from crnn.data.tokenizer import Tokenizer
+from crnn.decoding.beam import HASH_MUL
+from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
+from crnn.decoding.lm import EOS, SPACE, UNK, TensorLM
+
+NEG_INF = float("-inf")
+
+
+class _DeviceTables:
+    """Copies named CPU tensors to a device once and keeps them."""
+
+    def __init__(self, **tables: torch.Tensor):
+        self._cpu = tables
+        self._cache: dict[torch.device, dict[str, torch.Tensor]] = {}
+
+    def on(self, device: torch.device) -> dict[str, torch.Tensor]:
+        if device not in self._cache:
+            self._cache[device] = {k: v.to(device) for k, v in self._cpu.items()}
+        return self._cache[device]
+
+
+def token_hash(ids: list[int]) -> int:
+    """The search's rolling hash of a token sequence, as a signed int64 (wrapping like torch)."""
+    h = 0
+    for t in ids:
+        h = (h * HASH_MUL + t) % (1 << 64)
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+class TokenLMScorer:
+    """An n-gram over tokens (a character LM, or a label LM), applied at every emitted token.
+
+    Adds ``alpha * ln p(token | history) + beta`` per token and ``alpha * ln p(</s> | history)`` at
+    the end.
+
+    Args:
+        lm: the compiled model; its words are token symbols (``<space>`` for the space).
+        tokenizer: the model's vocabulary.
+        alpha: LM weight. beta: per-token bonus.
+    """
+
+    def __init__(self, lm: TensorLM, tokenizer: Tokenizer, alpha: float, beta: float):
+        self.lm, self.alpha, self.beta = lm, alpha, beta
+        words = [lm.word_id.get(SPACE if s == " " else s, lm.unk) for s in tokenizer.symbols]
+        self.tables = _DeviceTables(token_word=torch.tensor([lm.unk] + words, dtype=torch.int64))
+
+    def init_state(self, B: int, K: int, device: torch.device) -> dict[str, torch.Tensor]:
+        return {"tlm": torch.full((B, K), self.lm.bos_state, dtype=torch.int64, device=device)}
+
+    def extend(self, state, last, cand):
+        word = self.tables.on(cand.device)["token_word"][cand]  # (B, C)
+        s = state["tlm"][:, :, None].expand(-1, -1, cand.size(1))
+        lp, nxt = self.lm.score(s, word[:, None, :].expand_as(s))
+        return self.alpha * lp + self.beta, {"tlm": nxt}
+
+    def final(self, state, last):
+        s = state["tlm"]
+        return self.alpha * self.lm.score(s, torch.full_like(s, self.lm.eos))[0]
+
+
+class WordScorer:
+    """Word-level terms for character vocabularies: a lexicon constraint and/or a word LM.
+
+    A word ends where the separator (space) token is emitted, and at the end of the utterance.
+    With a lexicon, a prefix may only spell a path of its trie and a word may only end at a listed
+    word; without one, words are identified by the hash of their tokens and unknown ones score as
+    ``<unk>``. With an LM, each completed word adds ``alpha * ln p(word | history) + beta``. Empty
+    words (leading or double spaces) are not allowed.
+
+    Args:
+        tokenizer: a character tokenizer with a space symbol.
+        lm: word LM or None. lexicon: Lexicon or None. alpha, beta: LM weight and word bonus.
+    """
+
+    def __init__(
+        self, tokenizer: Tokenizer, lm: TensorLM | None = None, lexicon: Lexicon | None = None,
+        alpha: float = 0.5, beta: float = 1.0,
+    ):
+        sep = tokenizer.word_separator
+        if sep is None:
+            raise ValueError("word-level LM or lexicon needs a character vocabulary with a space symbol")
+        if lm is None and lexicon is None:
+            raise ValueError("WordScorer needs an LM, a lexicon or both")
+        self.sep, self.V = sep, len(tokenizer)
+        self.lm, self.lexicon, self.alpha, self.beta = lm, lexicon, alpha, beta
+        tables: dict[str, torch.Tensor] = {}
+        if lexicon is not None:
+            tables["child"] = lexicon.child.flatten()
+            tables["word"] = lexicon.word
+            if lm is not None:
+                tables["lex_lm"] = torch.tensor([lm.word_id.get(w, lm.unk) for w in lexicon.words], dtype=torch.int64)
+        elif lm is not None:
+            # Hash -> LM word id, for words spellable in this vocabulary.
+            pairs = {}
+            for w, i in lm.word_id.items():
+                if w in (EOS, UNK, "<s>"):
+                    continue
+                try:
+                    pairs[token_hash(tokenizer.encode(w))] = i
+                except ValueError:
+                    continue
+            keys = torch.tensor(sorted(pairs), dtype=torch.int64)
+            tables["hash_keys"] = keys
+            tables["hash_word"] = torch.tensor([pairs[k] for k in sorted(pairs)], dtype=torch.int64)
+        self.tables = _DeviceTables(**tables)
+
+    def init_state(self, B, K, device):
+        z = torch.zeros((B, K), dtype=torch.int64, device=device)
+        st = {"w_len": z}
+        if self.lexicon is not None:
+            st["w_node"] = z
+        else:
+            st["w_hash"] = z
+        if self.lm is not None:
+            st["w_lm"] = torch.full((B, K), self.lm.bos_state, dtype=torch.int64, device=device)
+        return st
+
+    def _word_id(self, tab, state) -> torch.Tensor:
+        """(B, K) LM word id of each beam's current partial word."""
+        if self.lexicon is not None:
+            w = tab["word"][state["w_node"]]
+            return torch.where(w >= 0, tab["lex_lm"][w.clamp_min(0)], self.lm.unk)
+        keys = tab["hash_keys"]
+        if keys.numel() == 0:
+            return torch.full_like(state["w_hash"], self.lm.unk)
+        pos = torch.searchsorted(keys, state["w_hash"]).clamp_max(keys.numel() - 1)
+        return torch.where(keys[pos] == state["w_hash"], tab["hash_word"][pos], self.lm.unk)
+
+    def _complete(self, tab, state) -> torch.Tensor:
+        """(B, K) whether the partial word may end here."""
+        if self.lexicon is not None:
+            return tab["word"][state["w_node"]] >= 0
+        return state["w_len"] > 0
+
+    def extend(self, state, last, cand):
+        tab = self.tables.on(cand.device)
+        B, K = last.shape
+        C = cand.size(1)
+        is_sep = (cand == self.sep)[:, None, :]  # (B, 1, C)
+        ok_sep = self._complete(tab, state)[:, :, None]
+        new: dict[str, torch.Tensor] = {}
+        new["w_len"] = torch.where(is_sep, 0, state["w_len"][:, :, None] + 1)
+        if self.lexicon is not None:
+            child = tab["child"][state["w_node"][:, :, None] * self.V + cand[:, None, :]]  # (B, K, C)
+            allowed = torch.where(is_sep, ok_sep, child >= 0)
+            new["w_node"] = torch.where(is_sep, 0, child.clamp_min(0))
+        else:
+            allowed = torch.where(is_sep, ok_sep, True)
+            new["w_hash"] = torch.where(is_sep, 0, state["w_hash"][:, :, None] * HASH_MUL + cand[:, None, :])
+        delta = torch.zeros((B, K, C), device=cand.device).masked_fill(~allowed, NEG_INF)
+        if self.lm is not None:
+            lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
+            delta = delta + torch.where(is_sep, (self.alpha * lp + self.beta)[:, :, None], 0.0)
+            new["w_lm"] = torch.where(is_sep, nxt[:, :, None], state["w_lm"][:, :, None])
+        return delta, {k: v.expand(B, K, C) for k, v in new.items()}
+
+    def final(self, state, last):
+        tab = self.tables.on(last.device)
+        pending = state["w_len"] > 0  # a word not yet closed by a space
+        ok = ~pending | self._complete(tab, state)
+        out = torch.zeros(last.shape, device=last.device).masked_fill(~ok, NEG_INF)
+        if self.lm is not None:
+            lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
+            s = torch.where(pending, nxt, state["w_lm"])
+            out = out + torch.where(pending, self.alpha * lp + self.beta, 0.0)
+            out = out + self.alpha * self.lm.score(s, torch.full_like(s, self.lm.eos))[0]
+        return out
+
+
+class HotwordScorer:
+    """Bonus for tokens inside listed words/phrases, kept only when the phrase completes."""
+
+    def __init__(self, hotwords: Hotwords):
+        self.V = hotwords.goto.size(1)
+        self.tables = _DeviceTables(
+            goto=hotwords.goto.flatten(), bonus=hotwords.bonus.flatten(), potential=hotwords.potential
+        )
+
+    def init_state(self, B, K, device):
+        return {"hot": torch.zeros((B, K), dtype=torch.int64, device=device)}
+
+    def extend(self, state, last, cand):
+        tab = self.tables.on(cand.device)
+        idx = state["hot"][:, :, None] * self.V + cand[:, None, :]
+        return tab["bonus"][idx], {"hot": tab["goto"][idx]}
+
+    def final(self, state, last):
+        return -self.tables.on(last.device)["potential"][state["hot"]]
+
+
+class GrammarScorer:
+    """Forbids token successions a Grammar does not allow (and endings it does not allow)."""
+
+    def __init__(self, grammar: Grammar):
+        self.V = grammar.allowed.size(1)
+        self.tables = _DeviceTables(allowed=grammar.allowed.flatten(), final=grammar.final)
+
+    def init_state(self, B, K, device):
+        return {}
+
+    def extend(self, state, last, cand):
+        ok = self.tables.on(cand.device)["allowed"][last[:, :, None] * self.V + cand[:, None, :]]
+        return torch.zeros(ok.shape, device=cand.device).masked_fill(~ok, NEG_INF), {}
+
+    def final(self, state, last):
+        ok = self.tables.on(last.device)["final"][last]
+        return torch.zeros(ok.shape, device=last.device).masked_fill(~ok, NEG_INF)
+
+
+def lm_unit(lm: TensorLM, tokenizer: Tokenizer) -> str:
+    """``"token"`` if the LM's words are the vocabulary's symbols (labels, or characters with
+    ``<space>``), else ``"word"``."""
+    if tokenizer.kind == "label":
+        return "token"
+    symbols = {SPACE if s == " " else s for s in tokenizer.symbols}
+    words = {w for w in lm.words if w not in ("<s>", EOS, UNK)}
+    return "token" if words and words <= symbols else "word"

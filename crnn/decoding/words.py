@@ -1,0 +1,53 @@
+"""Word (or label) items with times and confidences from a decoded hypothesis, and CTM lines."""
+from __future__ import annotations
+
+from crnn.data.tokenizer import Tokenizer
+from crnn.decoding.hypothesis import Hypothesis
+
+
+def hypothesis_words(hyp: Hypothesis, tokenizer: Tokenizer, frame_shift: float | None) -> list[dict]:
+    """Group a hypothesis' tokens into words: characters between spaces, or one label per word.
+
+    Returns:
+        ``[{"word", "start", "end", "confidence"}, ...]``: times in seconds when ``frame_shift`` is
+        known (``end`` is the end of the word's last frame), else in frames; confidence is the
+        mean of the word's token confidences.
+    """
+    sep = tokenizer.word_separator
+    scale = frame_shift if frame_shift is not None else 1.0
+    confs = hyp.token_confidences or [hyp.confidence] * len(hyp.tokens)
+    spans = hyp.spans or [(0, 0)] * len(hyp.tokens)
+    groups: list[list[int]] = [[]]
+    for i, t in enumerate(hyp.tokens):
+        if tokenizer.kind == "label":
+            groups.append([i])
+        elif t == sep:
+            groups.append([])
+        else:
+            groups[-1].append(i)
+    words = []
+    for g in groups:
+        if not g:
+            continue
+        start, end = spans[g[0]][0], spans[g[-1]][1] + 1
+        words.append(
+            {
+                "word": tokenizer.decode([hyp.tokens[i] for i in g]),
+                "start": round(start * scale, 4) if frame_shift is not None else start,
+                "end": round(end * scale, 4) if frame_shift is not None else end,
+                "confidence": round(sum(confs[i] for i in g) / len(g), 4),
+            }
+        )
+    return words
+
+
+def format_ctm(utt_id: str, hyp: Hypothesis, channel: str = "1") -> str:
+    """CTM lines ``utt channel start duration word confidence`` for ``hyp.words`` (seconds).
+
+    Returns an empty string for a hypothesis without words.
+    """
+    lines = []
+    for w in hyp.words:
+        dur = w["end"] - w["start"]
+        lines.append(f"{utt_id} {channel} {w['start']:.3f} {dur:.3f} {w['word']} {w['confidence']:.3f}")
+    return "\n".join(lines) + ("\n" if lines else "")
