@@ -47,8 +47,11 @@ def _device(name: str) -> torch.device:
 def _make_decoder(args: argparse.Namespace, model: Any):
     """(log_probs (B, T, V), lengths (B,)) -> list of hypothesis texts."""
     if Decoder is not None:
-        decoder = Decoder(options_from_args(args), model.tokenizer)
-        return lambda lp, lens: [h.text for h in decoder(lp, lens)]
+        try:
+            decoder = Decoder(model.tokenizer, options_from_args(args), frame_shift=model.frame_shift)
+        except (ValueError, OSError) as e:  # bad flag values, unreadable LM / lexicon files
+            raise SystemExit(f"decoding options: {e}") from None
+        return lambda lp, lens: [nbest[0].text for nbest in decoder(lp, lens)]  # best of the n-best
     from crnn.decoding import ctc_greedy
 
     return lambda lp, lens: [model.tokenizer.decode(h.tokens) for h in ctc_greedy(lp, lens)]
