@@ -170,6 +170,8 @@ def ctc_beam_search(
         has = (sorted_h.gather(1, pos) == parent_hsh) & live & (plen > 0)
         mi = order.gather(1, pos)  # (B, K) the matching beam i for each j
         merged = torch.where(last.gather(1, mi) == last, pb.gather(1, mi), ptot.gather(1, mi)) + lp_last
+        # Where the merged-in extension dominates, the back-pointer follows it (for timestamps).
+        via_ext = has & (merged > torch.logaddexp(stay_pb, stay_pnb))
         stay_pnb = torch.where(has, torch.logaddexp(stay_pnb, merged), stay_pnb)
 
         # Extensions by the candidate tokens.
@@ -200,6 +202,9 @@ def ctc_beam_search(
         ext_flat = (sel - K).clamp_min(0)
         src_beam = torch.where(is_stay, sel, ext_flat // C)
         tok = torch.where(is_stay, 0, cand.gather(1, ext_flat % C))
+        stay_via_ext = is_stay & via_ext.gather(1, src_beam)
+        bp_parent = torch.where(stay_via_ext, mi.gather(1, src_beam), src_beam)
+        bp_token = torch.where(stay_via_ext, last.gather(1, src_beam), tok)
         dead = top == NEG_INF
 
         def pick(stay_val: torch.Tensor, ext_val: torch.Tensor) -> torch.Tensor:
@@ -218,8 +223,8 @@ def ctc_beam_search(
         if j < min_steps:  # every utterance still running
             pb, pnb, extra, hsh, parent_hsh = new_pb, new_pnb, new_extra, new_hsh, new_parent
             last, plen, sstate = new_last, new_plen, new_sstate
-            back_parent.append(src_beam)
-            back_token.append(tok)
+            back_parent.append(bp_parent)
+            back_token.append(bp_token)
             continue
         active = (j < steps)[:, None]  # (B, 1); finished utterances keep their state
         pb = torch.where(active, new_pb, pb)
@@ -230,8 +235,8 @@ def ctc_beam_search(
         last = torch.where(active, new_last, last)
         plen = torch.where(active, new_plen, plen)
         sstate = {k: torch.where(active, new_sstate[k], v) for k, v in sstate.items()}
-        back_parent.append(torch.where(active, src_beam, keep_idx))
-        back_token.append(torch.where(active, tok, 0))
+        back_parent.append(torch.where(active, bp_parent, keep_idx))
+        back_token.append(torch.where(active, bp_token, 0))
 
     total = torch.logaddexp(pb, pnb) + skipped_after[:, None] + extra
     for s in scorers:
