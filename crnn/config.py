@@ -47,8 +47,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Video: the built-in action task (64x64 clips at 10 fps) on a CPU; per-frame CNN + temporal conv (x4).
     "video_tiny": dict(
         frontend="video",
-        frontend_args=dict(backbone="small", height=64, width=64, fps=10.0, cnn_channels=[16, 32, 64, 96],
-                           temporal_channels=128, temporal_pools=2),
+        frontend_args=dict(backbone="small", height=64, width=64, fps=10.0, cnn_channels=[16, 32, 64, 64],
+                           cnn_grid=4, cnn_dim=128, temporal_channels=128, temporal_pools=2),
         hidden_size=96, num_layers=2, dropout=0.1,
     ),
     # Sign language / real clips: ResNet-18 per frame (112x112), as CNN-BiLSTM-CTC recognisers.

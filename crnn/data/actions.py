@@ -244,7 +244,7 @@ def write_action_clips(out_dir: str | Path, n: int, seed: int, split: str = "tra
     """Write ``n`` clips as mp4 files plus ``manifest.jsonl``; returns the manifest path.
 
     Rows: ``{"path": "clips/000000.mp4", "labels": [...], "text": "...", "frame_labels": [...], "fps": ...,
-    "frames": T}`` with paths relative to the manifest and one action name per frame in ``frame_labels``.
+    "num_frames": T}`` with paths relative to the manifest and one action name per frame in ``frame_labels``.
     """
     cfg = config or ActionsConfig()
     out_dir = Path(out_dir)
@@ -257,7 +257,7 @@ def write_action_clips(out_dir: str | Path, n: int, seed: int, split: str = "tra
             rel = f"clips/{split}_{seed}_{i:06d}.mp4"
             write_video(out_dir / rel, frames, cfg.fps, codec=codec)
             row = {"path": rel, "labels": actions, "text": " ".join(actions),
-                   "frame_labels": [ACTIONS[k] for k in labels], "fps": cfg.fps, "frames": len(frames)}
+                   "frame_labels": [ACTIONS[k] for k in labels], "fps": cfg.fps, "num_frames": len(frames)}
             f.write(json.dumps(row) + "\n")
     tmp.replace(manifest)
     return manifest

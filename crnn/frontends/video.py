@@ -83,6 +83,8 @@ class TemporalConvStack(nn.Module):
         if not self.blocks:
             return x, lengths
         x = x * length_mask(lengths, x.size(1)).unsqueeze(-1).to(x.dtype)
+        if x.size(1) < self.stride:  # too short for one output frame: pad so shapes stay defined
+            x = nn.functional.pad(x, (0, 0, 0, self.stride - x.size(1)))
         x = x.transpose(1, 2)  # (B, D, T)
         for block in self.blocks:
             x = block(x)  # (B, C, T)
@@ -101,7 +103,9 @@ class VideoFrontendConfig:
     height: int = 64                   # frame size readers resize clips to ...
     width: int = 64                    # ... (the CNN itself pools globally, so any size runs)
     fps: float = 10.0                  # frame rate readers sample clips at; sets frame_shift
-    cnn_channels: list = field(default_factory=lambda: [16, 32, 64, 96])  # "small": channels per stage
+    cnn_channels: list = field(default_factory=lambda: [16, 32, 64, 64])  # "small": channels per stage
+    cnn_grid: int = 4                  # "small": spatial grid kept per frame (1 = global average)
+    cnn_dim: int = 128                 # "small": per-frame feature size
     temporal_channels: int = 128       # Conv1d channels of the temporal blocks
     temporal_kernel: int = 5           # Conv1d kernel over frames
     temporal_pools: int = 2            # temporal blocks, each halving time (2 -> x4)
@@ -109,19 +113,24 @@ class VideoFrontendConfig:
     std: list = field(default_factory=lambda: list(IMAGENET_STD))    # per-channel pixel std
 
 
-def small_cnn(in_channels: int, channels: list[int]) -> nn.Sequential:
-    """Per-frame CNN: a stride-2 stem, then (Conv3x3, BN, ReLU, MaxPool2) stages, global average pool.
+def small_cnn(in_channels: int, channels: list[int], grid: int, out_dim: int) -> nn.Sequential:
+    """Per-frame CNN: (N, C, H, W) -> (N, out_dim).
 
-    (N, C, H, W) -> (N, channels[-1]). The strided stem keeps a 64x64 frame cheap on a CPU.
+    A stride-2 stem and a max-pool, then Conv3x3-BN-ReLU stages with a max-pool between them
+    (64x64 -> 4x4 for four stages, about 4 MMAC a frame), then the map is pooled to a ``grid`` x
+    ``grid`` layout and projected. Keeping a coarse grid instead of a global average keeps *where*
+    things are, which motion (move left / right) needs.
     """
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, channels[0], 5, stride=2, padding=2, bias=False),
-        nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True),
+        nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True), nn.MaxPool2d(2),
     ]
-    for c_in, c_out in zip(channels[:-1], channels[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        if i < len(channels) - 2:
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten(), nn.Linear(channels[-1] * grid * grid, out_dim),
+               nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -137,7 +146,10 @@ def _load_backbone_weights(module: nn.Module, path: str) -> None:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise RuntimeError(f"{p}: backbone weights do not fit the architecture ({e})") from None
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise RuntimeError(f"{p}: backbone weights do not match (missing {missing[:5]}, unexpected {unexpected[:5]})")
@@ -155,8 +167,8 @@ class VideoFrontend(nn.Module):
         super().__init__()
         self.cfg = cfg
         if cfg.backbone == "small":
-            self.cnn = small_cnn(cfg.in_channels, list(cfg.cnn_channels))
-            cnn_dim = cfg.cnn_channels[-1]
+            self.cnn = small_cnn(cfg.in_channels, list(cfg.cnn_channels), cfg.cnn_grid, cfg.cnn_dim)
+            cnn_dim = cfg.cnn_dim
         elif cfg.backbone == "resnet18":
             from torchvision.models import resnet18
 

@@ -1,0 +1,134 @@
+"""Video frontends: length arithmetic against real outputs, padding invariance, gradients, options."""
+import pytest
+import torch
+
+import crnn
+from crnn.frontends import build_frontend, list_frontends
+
+# (name, args, per-frame shape): torchvision backbones on tiny frames to stay fast.
+CASES = [
+    ("video", {}, (3, 32, 32)),
+    ("video", {"temporal_pools": 1, "cnn_grid": 1}, (3, 32, 32)),
+    ("video", {"backbone": "resnet18", "temporal_channels": 32}, (3, 16, 16)),
+    ("video3d", {}, (3, 16, 16)),
+    ("video3d", {"time_subsample": 1}, (3, 16, 16)),
+    ("video3d", {"backbone": "r3d_18", "time_subsample": 2}, (3, 16, 16)),
+    ("video3d", {"backbone": "r2plus1d_18"}, (3, 16, 16)),
+    ("features", {"input_dim": 6, "temporal_pools": 2, "temporal_channels": 8}, (6,)),
+    ("features", {"input_dim": 6}, (6,)),
+]
+IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in a.items()) or 'default'}" for n, a, _ in CASES]
+
+
+def make_input(shape, B, T, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if len(shape) == 1:
+        return torch.randn(B, T, *shape, generator=g)
+    return torch.randint(0, 256, (B, T, *shape), generator=g, dtype=torch.uint8)
+
+
+def test_registered():
+    assert {"video", "video3d", "features"} <= set(list_frontends())
+
+
+@pytest.mark.parametrize("name,args,shape", CASES, ids=IDS)
+def test_lengths_sweep_and_padding(name, args, shape):
+    fe = build_frontend(name, args).eval()
+    heavy = args.get("backbone") in ("resnet18", "r3d_18", "r2plus1d_18")
+    T = 7 if heavy else 11
+    x = make_input(shape, 1, T)
+    with torch.no_grad():
+        # Every length 1..T alone: the real output length equals output_lengths.
+        singles = []
+        for n in range(1, T + 1):
+            y, ol = fe(x[:, :n], torch.tensor([n]))
+            assert int(ol[0]) == int(fe.output_lengths(torch.tensor([n]))[0]), n
+            if ol[0] == 0:  # too short for one output frame: whatever is returned is padding
+                assert y.abs().sum() == 0
+            else:
+                assert y.shape[1] == int(ol[0]), n
+            assert y.shape[2] == fe.output_size
+            singles.append(y[0, : int(ol[0])])
+        # The same clips padded into one batch give the same valid outputs and zero padding.
+        lengths = torch.tensor([T, 6, 4, 1])
+        batch = x.expand(4, *x.shape[1:]).clone()
+        for i, n in enumerate(lengths.tolist()):
+            batch[i, n:] = 0 if batch.dtype == torch.uint8 else 123.0  # garbage in the padding
+        y, ol = fe(batch, lengths)
+    assert torch.equal(ol, fe.output_lengths(lengths))
+    for i, n in enumerate(lengths.tolist()):
+        k = int(ol[i])
+        torch.testing.assert_close(y[i, :k], singles[n - 1], atol=1e-4, rtol=1e-4)
+        assert y[i, k:].abs().max().item() == 0 if k < y.size(1) else True
+    assert fe.frame_shift == pytest.approx(fe.time_stride / fe.cfg.fps)
+
+
+@pytest.mark.parametrize("name,args,shape", CASES[:1] + CASES[3:4] + CASES[7:8], ids=[IDS[0], IDS[3], IDS[7]])
+def test_every_parameter_gets_a_gradient(name, args, shape):
+    fe = build_frontend(name, args).train()
+    x = make_input(shape, 2, 9)
+    y, ol = fe(x, torch.tensor([9, 6]))
+    (y ** 2).sum().backward()
+    missing = [n for n, p in fe.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+def test_uint8_and_float_pixels_agree():
+    fe = build_frontend("video", {}).eval()
+    x = make_input((3, 32, 32), 2, 8)
+    lengths = torch.tensor([8, 5])
+    with torch.no_grad():
+        a, _ = fe(x, lengths)
+        b, _ = fe(x.float() / 255, lengths)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_resnet18_weights_from_local_file(tmp_path):
+    from torchvision.models import resnet18
+
+    ref = resnet18(weights=None)
+    torch.save(ref.state_dict(), tmp_path / "r18.pt")
+    fe = build_frontend("video", {"backbone": "resnet18", "backbone_weights": str(tmp_path / "r18.pt")})
+    torch.testing.assert_close(fe.cnn.conv1.weight, ref.conv1.weight)
+    torch.testing.assert_close(fe.cnn.layer4[1].bn2.running_var, ref.layer4[1].bn2.running_var)
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        build_frontend("video", {"backbone": "resnet18", "backbone_weights": str(tmp_path / "nope.pt")})
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pt")
+    with pytest.raises(RuntimeError, match="wrong.pt"):
+        build_frontend("video", {"backbone": "resnet18", "backbone_weights": str(tmp_path / "wrong.pt")})
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(TypeError, match="n_mels"):
+        build_frontend("video", {"n_mels": 40})
+    with pytest.raises(ValueError, match="backbone"):
+        build_frontend("video3d", {"backbone": "vgg"})
+    fe = build_frontend("video", {})
+    with pytest.raises(ValueError, match=r"\(B, T, C, H, W\)"):
+        fe(torch.zeros(2, 3, 32, 32), torch.tensor([3, 3]))
+
+
+@pytest.mark.parametrize("preset,shape,out", [("video_tiny", (3, 64, 64), [6, 4]),  # floor(n / 4)
+                                              ("video3d_tiny", (3, 64, 64), [6, 5])])  # strided convs: ceil(n / 4)
+def test_presets_build_models(preset, shape, out):
+    model = crnn.create_model(preset, vocab_size=10).eval()
+    x = make_input(shape, 2, 24)
+    with torch.no_grad():
+        lp, ol = model(x, torch.tensor([24, 17]))
+    assert lp.shape == (2, 6, 10) and ol.tolist() == out
+    assert model.frame_shift == pytest.approx(0.4)
+    feats = crnn.create_model("features_tiny", vocab_size=5, input_dim=12)
+    lp, ol = feats(torch.randn(2, 40, 12), torch.tensor([40, 30]))
+    assert lp.shape == (2, 10, 5) and ol.tolist() == [10, 7]
+
+
+@pytest.mark.cuda
+def test_video_tiny_on_cuda_matches_cpu():
+    model = crnn.create_model("video_tiny", vocab_size=10).eval()
+    x = make_input((3, 64, 64), 2, 24)
+    lengths = torch.tensor([24, 17])
+    with torch.no_grad():
+        ref, _ = model(x, lengths)
+        got, ol = model.cuda()(x.cuda(), lengths.cuda())
+    torch.testing.assert_close(got.cpu(), ref, atol=1e-3, rtol=1e-3)
+    assert ol.tolist() == [6, 4]
