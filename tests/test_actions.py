@@ -1,0 +1,151 @@
+"""The synthetic action task: clip structure, splits, dataset contract, mp4 export, a short training run."""
+from itertools import groupby
+
+import numpy as np
+import pytest
+import torch
+
+import crnn
+from crnn.ctc import ctc_loss
+from crnn.data.actions import (ACTIONS, PALETTE, ActionsConfig, ActionsDataset, actions_splits, actions_tokenizer, clip_rng,
+                               generate_clip, write_action_clips)
+from crnn.data.collate import collate
+from crnn.data.manifest import read_manifest
+from crnn.data.video import read_video
+from crnn.data.video_dataset import make_video_dataset
+
+
+def test_clip_structure_and_determinism():
+    cfg = ActionsConfig()
+    for i in range(30):
+        frames, actions, labels = generate_clip(clip_rng("train", 3, i), cfg)
+        assert frames.dtype == np.uint8 and frames.shape[1:] == (3, cfg.size, cfg.size)
+        assert cfg.min_actions <= len(actions) <= cfg.max_actions
+        assert all(a != b for a, b in zip(actions, actions[1:]))  # a repeat would be invisible
+        runs = [(ACTIONS[k], len(list(g))) for k, g in groupby(labels.tolist())]
+        assert [a for a, _ in runs] == actions
+        assert all(cfg.min_frames <= n <= cfg.max_frames for _, n in runs)
+        assert len(frames) / cfg.fps <= 6.0
+    a, b = generate_clip(clip_rng("train", 3, 7)), generate_clip(clip_rng("train", 3, 7))
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    c = generate_clip(clip_rng("valid", 3, 7))
+    assert not (c[0].shape == a[0].shape and np.array_equal(c[0], a[0]))
+
+
+def test_actions_change_frames_and_still_does_not():
+    cfg = ActionsConfig(noise=0.0)  # without noise, "still" frames repeat exactly
+    seen = set()
+    for i in range(40):
+        frames, actions, labels = generate_clip(clip_rng("train", 0, i), cfg)
+        diff = np.abs(frames[1:].astype(int) - frames[:-1].astype(int)).sum(axis=(1, 2, 3))  # frame t+1 vs t
+        for t in range(1, len(labels)):
+            if labels[t] != labels[t - 1]:
+                continue
+            name = ACTIONS[labels[t]]
+            seen.add(name)
+            if name == "still":
+                assert diff[t - 1] == 0
+            else:
+                assert diff[t - 1] > 0, (i, t, name)
+    assert seen == set(ACTIONS)
+
+
+def actor_centroid(frame: np.ndarray) -> tuple[float, float]:
+    """(x, y) centroid of the pixels showing a palette colour (or its flash inverse) in a noise-free frame."""
+    colours = np.concatenate([PALETTE, 255 - PALETTE]).astype(np.int32)
+    dist = np.abs(frame[None].astype(np.int32) - colours[:, :, None, None]).max(1)  # (P, H, W)
+    hits = dist <= 2
+    ys, xs = np.nonzero(hits[hits.sum((1, 2)).argmax()])
+    return float(xs.mean()), float(ys.mean())
+
+
+def test_move_directions_follow_the_labels():
+    cfg = ActionsConfig(noise=0.0, max_distractors=0)
+    checked = 0
+    for i in range(40):
+        frames, actions, labels = generate_clip(clip_rng("train", 5, i), cfg)
+        f = frames.astype(np.int32)
+        for k, g in groupby(range(len(labels)), key=lambda t: labels[t]):
+            idx = list(g)
+            name = ACTIONS[k]
+            if not name.startswith("move_") or idx[0] == 0:
+                continue
+            # Noise-free frames: the actor's pixels are exactly its palette colour, which the background
+            # (values 38..182) never reaches; compare the actor's centroid before and after the move.
+            before, after = actor_centroid(f[idx[0] - 1]), actor_centroid(f[idx[-1]])
+            dx, dy = after[0] - before[0], after[1] - before[1]
+            sign = {"move_left": (dx, -1), "move_right": (dx, 1), "move_up": (dy, -1), "move_down": (dy, 1)}[name]
+            assert np.sign(sign[0]) == sign[1], (i, name, dx, dy)
+            checked += 1
+    assert checked > 20
+
+
+def test_dataset_contract_splits_and_augmentation():
+    tok = actions_tokenizer()
+    assert len(tok) == len(ACTIONS) + 1 and tok.kind == "label"
+    train, val = actions_splits(8, 4, seed=1)
+    item = val[0]
+    assert item["signal"].dtype == torch.uint8 and item["signal"].shape[1:] == (3, 64, 64)
+    assert item["tokens"].tolist() == tok.encode(item["text"])
+    runs = [k for k, _ in groupby(item["frame_labels"].tolist())]
+    assert runs == item["tokens"].tolist() and len(item["frame_labels"]) == len(item["signal"])
+    # The validation split is fixed; training clips are fresh each epoch and rescaled in time.
+    val2 = ActionsDataset(4, seed=0, split="valid")
+    assert torch.equal(val2[0]["signal"], item["signal"])
+    base = ActionsDataset(8, seed=1, split="train", train=False)
+    ratios = []
+    for epoch in range(3):
+        train.set_epoch(epoch)
+        for i in range(8):
+            it = train[i]
+            assert len(it["frame_labels"]) == len(it["signal"])
+            assert [k for k, _ in groupby(it["frame_labels"].tolist())] == it["tokens"].tolist()
+            if epoch == 0:
+                ratios.append(len(it["signal"]) / len(base[i]["signal"]))
+    assert all(0.78 <= r <= 1.22 for r in ratios) and len(set(ratios)) > 1
+    train.set_epoch(0)
+    epoch0 = [train[i]["text"] for i in range(8)]
+    train.set_epoch(1)
+    assert [train[i]["text"] for i in range(8)] != epoch0  # fresh clips
+    assert [val[i]["text"] for i in range(4)] == [val2[i]["text"] for i in range(4)]
+
+
+def test_write_action_clips_roundtrip(tmp_path):
+    manifest = write_action_clips(tmp_path / "actions", n=3, seed=4)
+    assert manifest == tmp_path / "actions" / "manifest.jsonl"
+    rows = read_manifest(manifest)
+    assert len(rows) == 3
+    tok = actions_tokenizer()
+    for i, row in enumerate(rows):
+        frames, actions, labels = generate_clip(clip_rng("train", 4, i))
+        assert row["text"] == " ".join(actions) and row["num_frames"] == len(frames)
+        clip = read_video(row["path"])
+        assert clip.shape == frames.shape
+        assert (clip.float() - torch.from_numpy(frames).float()).abs().mean() < 8  # h264 at crf 18
+    model_cfg = crnn.create_model("video_tiny", vocab_size=len(tok)).cfg
+    ds = make_video_dataset(rows, tok, model_cfg, train=False)
+    item = ds[0]
+    assert item["signal"].shape[1:] == (3, 64, 64) and item["text"] == rows[0]["text"]
+    assert [k for k, _ in groupby(item["frame_labels"].tolist())] == item["tokens"].tolist()
+
+
+def test_short_training_drops_the_loss():
+    """A few steps on one fixed batch of small clips: CTC loss must fall clearly."""
+    torch.manual_seed(0)
+    cfg = ActionsConfig(size=32, max_actions=3, max_frames=7)
+    ds = ActionsDataset(6, seed=2, split="train", config=cfg)
+    tok = actions_tokenizer()
+    batch = collate([ds[i] for i in range(len(ds))])
+    model = crnn.create_model("video_tiny", vocab_size=len(tok), height=32, width=32, cnn_grid=2,
+                              hidden_size=48, num_layers=1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        lp, ol = model(batch.x, batch.x_lens)
+        loss = ctc_loss(lp, ol, batch.y, batch.y_lens)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
