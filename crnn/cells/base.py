@@ -82,6 +82,7 @@ class StepLayer(nn.Module):
 
     # ---- hooks -------------------------------------------------------------------------------
     def step(self, x_t: torch.Tensor, state: State, direction: int) -> torch.Tensor | tuple[torch.Tensor, State]:
+        """One frame: x_t (B, P) from ``project``, state of this direction -> h_t (B, H) [, new state]."""
         raise NotImplementedError(f"{type(self).__name__} must define step(x_t, state, direction)")
 
     def project(self, x: torch.Tensor, direction: int) -> torch.Tensor:
