@@ -99,6 +99,18 @@ def test_reference_matches_torch_cell_loop_and_module(kind):
     torch.testing.assert_close(y[..., :H], torch.stack(steps, 1), atol=1e-5, rtol=1e-5)
 
 
+def test_model_state_dict_moves_between_cudnn_and_reference_cells():
+    """A whole CRNN trained with cell="lstm" loads into cell="lstm_ref" as is and gives the same log-probs."""
+    native = crnn.create_model("tiny", vocab_size=6, cell="lstm", hidden_size=16).eval()
+    ref = crnn.create_model("tiny", vocab_size=6, cell="lstm_ref", hidden_size=16).eval()
+    ref.load_state_dict(native.state_dict())
+    x, x_lens = torch.randn(2, 1600), torch.tensor([1600, 1100])
+    with torch.no_grad():
+        (lp0, n0), (lp1, n1) = native(x, x_lens), ref(x, x_lens)
+    assert torch.equal(n0, n1)
+    torch.testing.assert_close(lp1, lp0, atol=1e-5, rtol=1e-5)
+
+
 # ---- scan cells -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
 def test_scan_matches_step_loop(kind):
