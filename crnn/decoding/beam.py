@@ -141,15 +141,16 @@ def ctc_beam_search(
     back_parent: list[torch.Tensor] = []
     back_token: list[torch.Tensor] = []
     keep_idx = torch.arange(K, device=device).expand(B, K)
-    rows = torch.arange(B, device=device)[:, None]
     hash_mul = torch.tensor(HASH_MUL, dtype=torch.int64, device=device)
     cand_pos = torch.arange(C, device=device).expand(B, C)
 
     min_steps = int(steps.min()) if B else 0
+    # The searched frames, in order (a view when none is skipped).
+    lp_steps = lp if blank_skip is None else lp.gather(1, frames[:, :, None].expand(B, T2, V))
     dead_hash = torch.iinfo(torch.int64).min  # never a real prefix hash (probability 2**-64)
     pad_slot = K * C  # scatter target for "no duplicate"
     for j in range(T2):
-        lp_t = lp[rows[:, 0], frames[:, j]]  # (B, V)
+        lp_t = lp_steps[:, j]  # (B, V)
         if blank_skip is not None:
             # Skipped pure-blank frames before this one: every path ends in blank there.
             sb = skipped_before[:, j : j + 1]

@@ -301,6 +301,15 @@ class TensorLM:
         self.keys = keys[order_idx]
         self.key_entry = order_idx + 1
         self.logp, self.bow, self.suffix, self.next_state = logp, bow, suffix, nxt
+        # Per context, its whole backoff chain (itself, its suffix, ..., the empty context) and the
+        # backoff weight paid to reach each level, so a lookup probes every level at once.
+        chain = torch.zeros(E, self.order, dtype=torch.int64)
+        paid = torch.zeros(E, self.order)
+        chain[:, 0] = torch.arange(E)
+        for lvl in range(1, self.order):
+            chain[:, lvl] = suffix[chain[:, lvl - 1]]
+            paid[:, lvl] = paid[:, lvl - 1] + bow[chain[:, lvl - 1]]
+        self.chain, self.paid = chain, paid
         self.num_words = W
         self.unk = self.word_id[UNK]
         self.bos_state = gid.get((BOS,), 0) if self.order > 1 else 0
@@ -316,7 +325,7 @@ class TensorLM:
     def _tables(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         if device not in self._device_cache:
             self._device_cache[device] = tuple(
-                t.to(device) for t in (self.keys, self.key_entry, self.logp, self.bow, self.suffix, self.next_state)
+                t.to(device) for t in (self.keys, self.key_entry, self.logp, self.next_state, self.chain, self.paid)
             )
         return self._device_cache[device]
 
@@ -331,18 +340,11 @@ class TensorLM:
             ``(log_prob, next_state)``, both shaped like ``state``: natural-log p(word | state)
             and the state after it.
         """
-        keys, key_entry, logp, bow, suffix, next_state = self._tables(state.device)
-        s = state.clone()
-        acc = torch.zeros(state.shape, device=state.device)
-        found_entry = torch.zeros_like(state)
-        done = torch.zeros(state.shape, dtype=torch.bool, device=state.device)
-        for _ in range(self.order):
-            key = s * self.num_words + word
-            pos = torch.searchsorted(keys, key).clamp_max(keys.numel() - 1)
-            hit = (keys[pos] == key) & ~done
-            found_entry = torch.where(hit, key_entry[pos], found_entry)
-            done = done | hit
-            # Not found at this level: pay the context's backoff weight and shorten it.
-            acc = torch.where(done, acc, acc + bow[s])
-            s = torch.where(done, s, suffix[s])
-        return acc + logp[found_entry], next_state[found_entry]
+        keys, key_entry, logp, next_state, chain, paid = self._tables(state.device)
+        ctx = chain[state]  # (..., order) contexts from longest to empty
+        key = ctx * self.num_words + word[..., None]
+        pos = torch.searchsorted(keys, key).clamp_max(keys.numel() - 1)
+        hit = keys[pos] == key  # the empty context always hits (every word has a unigram)
+        level = hit.to(torch.uint8).argmax(-1, keepdim=True)  # first (longest) hit
+        entry = key_entry[pos.gather(-1, level)].squeeze(-1)
+        return paid[state].gather(-1, level).squeeze(-1) + logp[entry], next_state[entry]

@@ -94,10 +94,14 @@ class WordScorer:
         self.lm, self.lexicon, self.alpha, self.beta = lm, lexicon, alpha, beta
         tables: dict[str, torch.Tensor] = {}
         if lexicon is not None:
-            tables["child"] = lexicon.child.flatten()
-            tables["word"] = lexicon.word
+            # The separator leads from a word's last node back to the root; elsewhere it is forbidden.
+            child = lexicon.child.clone()
+            child[:, sep] = torch.where(lexicon.word >= 0, 0, -1)
+            tables["child"] = child.flatten()
+            tables["complete"] = lexicon.word >= 0
             if lm is not None:
-                tables["lex_lm"] = torch.tensor([lm.word_id.get(w, lm.unk) for w in lexicon.words], dtype=torch.int64)
+                ids = torch.tensor([lm.word_id.get(w, lm.unk) for w in lexicon.words], dtype=torch.int64)
+                tables["node_lm"] = torch.where(lexicon.word >= 0, ids[lexicon.word.clamp_min(0)], lm.unk)
         elif lm is not None:
             # Hash -> LM word id, for words spellable in this vocabulary.
             pairs = {}
@@ -115,11 +119,7 @@ class WordScorer:
 
     def init_state(self, B, K, device):
         z = torch.zeros((B, K), dtype=torch.int64, device=device)
-        st = {"w_len": z}
-        if self.lexicon is not None:
-            st["w_node"] = z
-        else:
-            st["w_hash"] = z
+        st = {"w_node": z} if self.lexicon is not None else {"w_len": z, "w_hash": z}
         if self.lm is not None:
             st["w_lm"] = torch.full((B, K), self.lm.bos_state, dtype=torch.int64, device=device)
         return st
@@ -127,8 +127,7 @@ class WordScorer:
     def _word_id(self, tab, state) -> torch.Tensor:
         """(B, K) LM word id of each beam's current partial word."""
         if self.lexicon is not None:
-            w = tab["word"][state["w_node"]]
-            return torch.where(w >= 0, tab["lex_lm"][w.clamp_min(0)], self.lm.unk)
+            return tab["node_lm"][state["w_node"]]
         keys = tab["hash_keys"]
         if keys.numel() == 0:
             return torch.full_like(state["w_hash"], self.lm.unk)
@@ -138,7 +137,7 @@ class WordScorer:
     def _complete(self, tab, state) -> torch.Tensor:
         """(B, K) whether the partial word may end here."""
         if self.lexicon is not None:
-            return tab["word"][state["w_node"]] >= 0
+            return tab["complete"][state["w_node"]]
         return state["w_len"] > 0
 
     def extend(self, state, last, cand):
@@ -146,26 +145,28 @@ class WordScorer:
         B, K = last.shape
         C = cand.size(1)
         is_sep = (cand == self.sep)[:, None, :]  # (B, 1, C)
-        ok_sep = self._complete(tab, state)[:, :, None]
         new: dict[str, torch.Tensor] = {}
-        new["w_len"] = torch.where(is_sep, 0, state["w_len"][:, :, None] + 1)
         if self.lexicon is not None:
             child = tab["child"][state["w_node"][:, :, None] * self.V + cand[:, None, :]]  # (B, K, C)
-            allowed = torch.where(is_sep, ok_sep, child >= 0)
-            new["w_node"] = torch.where(is_sep, 0, child.clamp_min(0))
+            allowed = child >= 0
+            new["w_node"] = child.clamp_min(0)
         else:
-            allowed = torch.where(is_sep, ok_sep, True)
+            allowed = torch.where(is_sep, (state["w_len"] > 0)[:, :, None], True)
+            new["w_len"] = torch.where(is_sep, 0, state["w_len"][:, :, None] + 1)
             new["w_hash"] = torch.where(is_sep, 0, state["w_hash"][:, :, None] * HASH_MUL + cand[:, None, :])
-        delta = torch.zeros((B, K, C), device=cand.device).masked_fill(~allowed, NEG_INF)
         if self.lm is not None:
             lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
-            delta = delta + torch.where(is_sep, (self.alpha * lp + self.beta)[:, :, None], 0.0)
+            word_end = torch.where(is_sep, (self.alpha * lp + self.beta)[:, :, None], 0.0)
+            delta = torch.where(allowed, word_end, NEG_INF)
             new["w_lm"] = torch.where(is_sep, nxt[:, :, None], state["w_lm"][:, :, None])
+        else:
+            delta = torch.where(allowed, 0.0, NEG_INF)
         return delta, {k: v.expand(B, K, C) for k, v in new.items()}
 
     def final(self, state, last):
         tab = self.tables.on(last.device)
-        pending = state["w_len"] > 0  # a word not yet closed by a space
+        # A word not yet closed by a space.
+        pending = state["w_node"] > 0 if self.lexicon is not None else state["w_len"] > 0
         ok = ~pending | self._complete(tab, state)
         out = torch.zeros(last.shape, device=last.device).masked_fill(~ok, NEG_INF)
         if self.lm is not None:
