@@ -253,6 +253,22 @@ def test_label_grammar_allows_only_listed_successors(tmp_path):
         Decoder(labels, DecodeOptions(beam_size=4, grammar=str(g)))
 
 
+def test_label_lm_scores_every_label(tmp_path):
+    labels = Tokenizer(["pour", "stir", "cut", "take"], kind="label")
+    path = tmp_path / "labels.arpa"
+    with path.open("w") as f:
+        write_arpa(build_kneser_ney([["take", "cut", "pour"]] * 5 + [["take", "stir"]], order=2), f)
+    frames = [{"take": 0.9}, {"_": 0.9}, {"stir": 0.6, "cut": 0.35}, {"_": 0.9}, {"pour": 0.9}]
+    lp = spell(frames, labels)
+    L = torch.tensor([len(frames)])
+    dec = Decoder(labels, DecodeOptions(beam_size=8, lm=str(path), alpha=1.0, beta=0.0))
+    assert dec.lm_unit == "token"
+    assert texts(dec(lp[None], L)) == ["take cut pour"]
+    assert texts(Decoder(labels, DecodeOptions(beam_size=8, lm=str(path), alpha=0.0, beta=0.0))(lp[None], L)) == [
+        "take stir pour"
+    ]
+
+
 # -- timestamps, CTM, options ------------------------------------------------------------------
 def test_word_timestamps_confidence_and_ctm():
     frames = [{"_": 0.9}] * 3 + word_frames("cat") + [{" ": 0.9}] + word_frames("dog") + [{"_": 0.9}] * 2

@@ -14,7 +14,9 @@ from crnn.decoding.hypothesis import Hypothesis
 from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import TensorLM, read_arpa
 from crnn.decoding.scorers import GrammarScorer, HotwordScorer, TokenLMScorer, WordScorer, lm_unit
-from crnn.decoding.words import hypothesis_words
+from crnn.decoding.words import format_ctm, hypothesis_words
+
+__all__ = ["DecodeOptions", "Decoder", "add_decode_args", "options_from_args", "format_ctm"]
 
 
 @dataclass(frozen=True)
