@@ -80,7 +80,7 @@ def config_from_args(args: argparse.Namespace):
     if args.noise_dir:
         augment["noise_dir"] = args.noise_dir
     if args.gain:
-        augment["gain_db"] = tuple(args.gain)
+        augment["gain"] = tuple(args.gain)
     return TrainConfig(
         out=args.out, task=args.task, train_manifest=args.train_manifest, val_manifest=args.val_manifest,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,

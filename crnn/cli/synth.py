@@ -1,0 +1,28 @@
+"""``crnn synth``: write the built-in data sets to disk (real files + manifest.jsonl)."""
+from __future__ import annotations
+
+import argparse
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.kind == "dtmf":
+        from crnn.data.dtmf import write_dtmf_dataset
+
+        manifest = write_dtmf_dataset(args.out, args.n, args.seed, sample_rate=args.sample_rate)
+    else:
+        from crnn.data.actions import write_action_clips
+
+        manifest = write_action_clips(args.out, args.n, args.seed)
+    print(manifest)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("synth", help="write built-in data (DTMF audio, action clips) as files",
+                              description=__doc__)
+    p.add_argument("kind", choices=["dtmf", "actions"])
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=100, help="number of utterances / clips")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-rate", type=int, help="dtmf: fixed sample rate (default: 8 or 16 kHz at random)")
+    p.set_defaults(func=main)

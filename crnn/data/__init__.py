@@ -1,0 +1,1 @@
+"""Data: readers, manifests, tokenizers, samplers and the built-in data sets."""

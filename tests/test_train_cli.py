@@ -1,0 +1,138 @@
+"""End to end through the real command line: train, resume, decode, synth, info, custom cells."""
+import csv
+import json
+
+import pytest
+import torch
+
+from cli_helpers import TINY, run_cli
+
+import crnn
+from crnn.model import read_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    r = run_cli("train", "--out", out, "--train-size", "48", "--val-size", "16", "--epochs", "2",
+                "--batch-size", "16", "--warmup-steps", "2", *TINY)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_train_writes_best_last_and_logs(trained):
+    out, r = trained
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert all(float(row["val_cer"]) >= 0.0 for row in rows)
+    assert "epoch 2:" in r.stderr and "CER" in r.stderr
+    ckpt = read_checkpoint(out / "last.pt")
+    assert ckpt["train_state"]["epoch"] == 1 and "optimizer" in ckpt["train_state"]
+    assert crnn.load_model(out / "best.pt").tokenizer.symbols == list("0123456789*#ABCD")
+
+
+def test_resume_continues_from_last_epoch(trained, tmp_path):
+    out, _ = trained
+    import shutil
+
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(out, run_dir)
+    r = run_cli("train", "--out", run_dir, "--train-size", "48", "--val-size", "16", "--epochs", "3",
+                "--batch-size", "16", "--warmup-steps", "2", "--resume", "auto", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "resuming from" in r.stderr and "epoch 3:" in r.stderr and "epoch 1:" not in r.stderr
+    rows = list(csv.DictReader(open(run_dir / "log.csv")))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert read_checkpoint(run_dir / "last.pt")["train_state"]["step"] == 9
+
+
+def test_decode_reports_bad_files_and_goes_on(trained, tmp_path):
+    out, _ = trained
+    r = run_cli("synth", "dtmf", "--out", tmp_path / "wavs", "--n", "3", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    wavs = sorted((tmp_path / "wavs").glob("*.wav"))
+    (tmp_path / "notes.wav").write_text("this is not audio")
+    missing = tmp_path / "missing.wav"
+    r = run_cli("decode", "--checkpoint", out / "best.pt", wavs[0], missing, tmp_path / "notes.wav", *wavs[1:],
+                "--device", "cpu")
+    assert r.returncode == 1
+    assert "missing.wav" in r.stderr and "notes.wav" in r.stderr and "2 of 5 file(s) failed" in r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(w) for w in wavs]
+
+    r = run_cli("decode", "--checkpoint", out / "best.pt", "--json", *wavs, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["path"] for row in rows] == [str(w) for w in wavs]
+    assert all(set(row) >= {"path", "text", "score"} and row["score"] <= 0 for row in rows)
+
+
+def test_decode_refuses_a_foreign_checkpoint(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    r = run_cli("decode", "--checkpoint", tmp_path / "foreign.pt", tmp_path / "a.wav")
+    assert r.returncode == 2 and "foreign.pt" in r.stderr and "not a crnn checkpoint" in r.stderr
+
+
+def test_info_and_python_m(trained):
+    out, _ = trained
+    r = run_cli("info")
+    assert r.returncode == 0 and "gru_ref" in r.stdout and "tiny" in r.stdout
+    r = run_cli("info", out / "best.pt")
+    info = json.loads(r.stdout)
+    assert info["config"]["hidden_size"] == 16 and len(info["vocabulary"]) == 16
+
+
+PLUGIN = '''
+import torch
+import torch.nn as nn
+from crnn import register_cell
+from crnn.cells.base import StepLayer
+
+
+@register_cell("leaky")
+class LeakyLayer(StepLayer):
+    """h_t = (1 - a) h_{t-1} + a tanh(W x_t + U h_{t-1})"""
+
+    def __init__(self, input_size, hidden_size, bidirectional=True):
+        super().__init__(input_size, hidden_size, bidirectional)
+        self.inp = nn.ModuleList(nn.Linear(input_size, hidden_size) for _ in range(self.num_directions))
+        self.rec = nn.ModuleList(nn.Linear(hidden_size, hidden_size, bias=False) for _ in range(self.num_directions))
+
+    def project(self, x, direction):
+        return self.inp[direction](x)
+
+    def step(self, x_t, h, direction):
+        return 0.5 * h + 0.5 * torch.tanh(x_t + self.rec[direction](h))
+'''
+
+
+def test_user_registered_cell_trains_and_decodes_through_the_cli(tmp_path):
+    plugin = tmp_path / "leaky_cell.py"
+    plugin.write_text(PLUGIN)
+    r = run_cli("train", "--out", tmp_path / "run", "--cell", "leaky", "--plugin", plugin, "--train-size", "32",
+                "--val-size", "8", "--epochs", "1", "--batch-size", "16", *TINY)
+    assert r.returncode == 0, r.stderr
+    ckpt = read_checkpoint(tmp_path / "run" / "best.pt")
+    assert ckpt["config"]["cell"] == "leaky"
+    run_cli("synth", "dtmf", "--out", tmp_path / "wavs", "--n", "1")
+    wav = next((tmp_path / "wavs").glob("*.wav"))
+    r = run_cli("decode", "--checkpoint", tmp_path / "run" / "best.pt", wav)
+    assert r.returncode == 2 and "leaky" in r.stderr and "registered" in r.stderr
+    r = run_cli("decode", "--checkpoint", tmp_path / "run" / "best.pt", wav, "--plugin", plugin)
+    assert r.returncode == 0, r.stderr
+
+
+def test_train_py_entry_point(tmp_path):
+    import subprocess
+    import sys
+
+    from cli_helpers import ROOT
+
+    r = subprocess.run([sys.executable, str(ROOT / "train.py"), "--out", str(tmp_path), "--train-size", "16",
+                        "--val-size", "8", "--epochs", "1", "--batch-size", "8", *TINY],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "best.pt").is_file()
