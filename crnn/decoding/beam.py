@@ -28,9 +28,7 @@ class Scorer(Protocol):
     def init_state(self, B: int, K: int, device: torch.device) -> dict[str, torch.Tensor]:
         """Initial state: name -> (B, K) tensor (names unique across scorers)."""
 
-    def extend(
-        self, state: dict[str, torch.Tensor], last: torch.Tensor, cand: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def extend(self, state: dict[str, torch.Tensor], last: torch.Tensor, cand: torch.Tensor) -> tuple[torch.Tensor, object]:
         """Score appending each candidate token to each beam.
 
         Args:
@@ -39,9 +37,15 @@ class Scorer(Protocol):
             cand: (B, C) candidate tokens.
 
         Returns:
-            ``(delta, new_state)``: (B, K, C) score added (``-inf`` forbids the extension) and the
-            (B, K, C) state after it.
+            ``(delta, aux)``: (B, K, C) score added (``-inf`` forbids the extension), and anything
+            ``advance`` needs again.
         """
+
+    def advance(
+        self, state: dict[str, torch.Tensor], aux: object, src: torch.Tensor, tok: torch.Tensor, ext: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """State of the K surviving candidates, (B, K) each: beam ``src`` followed by token ``tok``
+        (0: it stayed), which was candidate ``ext`` (flat index into the (K, C) extensions)."""
 
     def final(self, state: dict[str, torch.Tensor], last: torch.Tensor) -> torch.Tensor:
         """(B, K) score added at the end of the utterance (``-inf`` forbids ending there)."""
@@ -163,7 +167,7 @@ def ctc_beam_search(
         # Stay: blank, or a repeat of the last token (the empty prefix has no last token).
         stay_pb = ptot + lp_t[:, blank : blank + 1]
         lp_last = lp_t.gather(1, last)
-        stay_pnb = (pnb + lp_last).masked_fill(plen == 0, NEG_INF)
+        stay_pnb = pnb + lp_last  # -inf for the empty prefix, whose pnb is -inf
         # Beam j's prefix minus its last token may be beam i's prefix: then "i + last_j" is j, and
         # that extension is merged into j's stay. Found by binary search of parent hashes.
         sorted_h, order = torch.sort(hsh.masked_fill(~live, dead_hash), dim=1)
@@ -189,11 +193,11 @@ def ctc_beam_search(
         dup_at = torch.where(has & (cpos >= 0), mi * C + cpos, pad_slot)
         dup = torch.zeros(B, K * C + 1, dtype=torch.bool, device=device).scatter_(1, dup_at, True)[:, :-1]
         ext_extra = extra[:, :, None]
-        ext_state: dict[str, torch.Tensor] = {}
+        auxes = []
         for s in scorers:
-            delta, st = s.extend(sstate, last, cand)
+            delta, aux = s.extend(sstate, last, cand)
             ext_extra = ext_extra + delta
-            ext_state.update(st)
+            auxes.append(aux)
         ext_extra = ext_extra.expand(B, K, C).reshape(B, K * C)
         ext_score = (ext_pnb.reshape(B, K * C) + ext_extra).masked_fill(dup, NEG_INF)
 
@@ -219,7 +223,9 @@ def ctc_beam_search(
         new_parent = torch.where(is_stay, parent_hsh.gather(1, src_beam), h_src)
         new_last = torch.where(is_stay, last.gather(1, src_beam), tok)
         new_plen = plen.gather(1, src_beam) + (~is_stay).long()
-        new_sstate = {k: pick(v, ext_state[k]) for k, v in sstate.items()}
+        new_sstate: dict[str, torch.Tensor] = {}
+        for s, aux in zip(scorers, auxes):
+            new_sstate.update(s.advance(sstate, aux, src_beam, tok, ext_flat))
 
         if j < min_steps:  # every utterance still running
             pb, pnb, extra, hsh, parent_hsh = new_pb, new_pnb, new_extra, new_hsh, new_parent
@@ -265,18 +271,18 @@ def _hypotheses(
     """Build Hypothesis objects on the host: tokens, spans (frames), confidences."""
     argmax = lp.argmax(-1)
     lp_c, argmax_c, frames_c, best_c, tokens_c, lengths_c = (
-        t.cpu() for t in (lp, argmax, frames, best, tokens, lengths)
+        t.cpu().numpy() for t in (lp, argmax, frames, best, tokens, lengths)
     )
     out: list[list[Hypothesis]] = []
-    for b in range(best_c.size(0)):
+    for b in range(best_c.shape[0]):
         n_frames = int(lengths_c[b])
         am = argmax_c[b].tolist()
         hyps = []
-        for k in range(best_c.size(1)):
+        for k in range(best_c.shape[1]):
             score = float(best_c[b, k])
             if score == NEG_INF:
                 continue
-            steps = tokens_c[b, k].nonzero().flatten().tolist()
+            steps = tokens_c[b, k].nonzero()[0]
             toks = tokens_c[b, k, steps].tolist()
             starts = frames_c[b, steps].tolist()
             spans, confs = [], []
@@ -286,7 +292,7 @@ def _hypotheses(
                 while e + 1 < stop and am[e + 1] == t:
                     e += 1
                 spans.append((s, e))
-                confs.append(float(lp_c[b, s : e + 1, t].max().exp()))
+                confs.append(math.exp(float(lp_c[b, s : e + 1, t].max())))
             hyps.append(
                 Hypothesis(
                     tokens=toks, score=score, spans=spans,

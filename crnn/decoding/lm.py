@@ -341,10 +341,19 @@ class TensorLM:
             and the state after it.
         """
         keys, key_entry, logp, next_state, chain, paid = self._tables(state.device)
-        ctx = chain[state]  # (..., order) contexts from longest to empty
+        ctx = lookup(chain, state)  # (..., order) contexts from longest to empty
         key = ctx * self.num_words + word[..., None]
         pos = torch.searchsorted(keys, key).clamp_max(keys.numel() - 1)
-        hit = keys[pos] == key  # the empty context always hits (every word has a unigram)
+        hit = lookup(keys, pos) == key  # the empty context always hits (every word has a unigram)
         level = hit.to(torch.uint8).argmax(-1, keepdim=True)  # first (longest) hit
-        entry = key_entry[pos.gather(-1, level)].squeeze(-1)
-        return paid[state].gather(-1, level).squeeze(-1) + logp[entry], next_state[entry]
+        entry = lookup(key_entry, pos.gather(-1, level).squeeze(-1))
+        return lookup(paid, state).gather(-1, level).squeeze(-1) + lookup(logp, entry), lookup(next_state, entry)
+
+
+def lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table[idx]`` for a table indexed along dim 0: idx.shape + table.shape[1:].
+
+    ``index_select`` on the flattened index is several times faster than advanced indexing for the
+    small batched lookups of the search.
+    """
+    return table.index_select(0, idx.reshape(-1)).view(*idx.shape, *table.shape[1:])

@@ -10,7 +10,7 @@ import torch
 from crnn.data.tokenizer import Tokenizer
 from crnn.decoding.beam import HASH_MUL
 from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
-from crnn.decoding.lm import EOS, SPACE, UNK, TensorLM
+from crnn.decoding.lm import EOS, SPACE, UNK, TensorLM, lookup
 
 NEG_INF = float("-inf")
 
@@ -57,10 +57,14 @@ class TokenLMScorer:
         return {"tlm": torch.full((B, K), self.lm.bos_state, dtype=torch.int64, device=device)}
 
     def extend(self, state, last, cand):
-        word = self.tables.on(cand.device)["token_word"][cand]  # (B, C)
+        word = lookup(self.tables.on(cand.device)["token_word"], cand)  # (B, C)
         s = state["tlm"][:, :, None].expand(-1, -1, cand.size(1))
         lp, nxt = self.lm.score(s, word[:, None, :].expand_as(s))
-        return self.alpha * lp + self.beta, {"tlm": nxt}
+        return self.alpha * lp + self.beta, nxt
+
+    def advance(self, state, aux, src, tok, ext):
+        B = src.size(0)
+        return {"tlm": torch.where(tok == 0, state["tlm"].gather(1, src), aux.reshape(B, -1).gather(1, ext))}
 
     def final(self, state, last):
         s = state["tlm"]
@@ -127,41 +131,46 @@ class WordScorer:
     def _word_id(self, tab, state) -> torch.Tensor:
         """(B, K) LM word id of each beam's current partial word."""
         if self.lexicon is not None:
-            return tab["node_lm"][state["w_node"]]
+            return lookup(tab["node_lm"], state["w_node"])
         keys = tab["hash_keys"]
         if keys.numel() == 0:
             return torch.full_like(state["w_hash"], self.lm.unk)
         pos = torch.searchsorted(keys, state["w_hash"]).clamp_max(keys.numel() - 1)
-        return torch.where(keys[pos] == state["w_hash"], tab["hash_word"][pos], self.lm.unk)
+        return torch.where(lookup(keys, pos) == state["w_hash"], lookup(tab["hash_word"], pos), self.lm.unk)
 
     def _complete(self, tab, state) -> torch.Tensor:
         """(B, K) whether the partial word may end here."""
         if self.lexicon is not None:
-            return tab["complete"][state["w_node"]]
+            return lookup(tab["complete"], state["w_node"])
         return state["w_len"] > 0
 
     def extend(self, state, last, cand):
         tab = self.tables.on(cand.device)
-        B, K = last.shape
-        C = cand.size(1)
         is_sep = (cand == self.sep)[:, None, :]  # (B, 1, C)
-        new: dict[str, torch.Tensor] = {}
         if self.lexicon is not None:
-            child = tab["child"][state["w_node"][:, :, None] * self.V + cand[:, None, :]]  # (B, K, C)
-            allowed = child >= 0
-            new["w_node"] = child.clamp_min(0)
+            allowed = lookup(tab["child"], state["w_node"][:, :, None] * self.V + cand[:, None, :]) >= 0
         else:
             allowed = torch.where(is_sep, (state["w_len"] > 0)[:, :, None], True)
-            new["w_len"] = torch.where(is_sep, 0, state["w_len"][:, :, None] + 1)
-            new["w_hash"] = torch.where(is_sep, 0, state["w_hash"][:, :, None] * HASH_MUL + cand[:, None, :])
-        if self.lm is not None:
-            lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
-            word_end = torch.where(is_sep, (self.alpha * lp + self.beta)[:, :, None], 0.0)
-            delta = torch.where(allowed, word_end, NEG_INF)
-            new["w_lm"] = torch.where(is_sep, nxt[:, :, None], state["w_lm"][:, :, None])
+        if self.lm is None:
+            return torch.where(allowed, 0.0, NEG_INF), None
+        lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
+        word_end = torch.where(is_sep, (self.alpha * lp + self.beta)[:, :, None], 0.0)
+        return torch.where(allowed, word_end, NEG_INF), nxt
+
+    def advance(self, state, aux, src, tok, ext):
+        stay, is_sep = tok == 0, tok == self.sep
+        new: dict[str, torch.Tensor] = {}
+        if self.lexicon is not None:
+            node = state["w_node"].gather(1, src)
+            child = lookup(self.tables.on(tok.device)["child"], node * self.V + tok).clamp_min(0)
+            new["w_node"] = torch.where(stay, node, child)
         else:
-            delta = torch.where(allowed, 0.0, NEG_INF)
-        return delta, {k: v.expand(B, K, C) for k, v in new.items()}
+            n, h = state["w_len"].gather(1, src), state["w_hash"].gather(1, src)
+            new["w_len"] = torch.where(stay, n, torch.where(is_sep, 0, n + 1))
+            new["w_hash"] = torch.where(stay, h, torch.where(is_sep, 0, h * HASH_MUL + tok))
+        if self.lm is not None:
+            new["w_lm"] = torch.where(is_sep, aux.gather(1, src), state["w_lm"].gather(1, src))
+        return new
 
     def final(self, state, last):
         tab = self.tables.on(last.device)
@@ -191,11 +200,15 @@ class HotwordScorer:
 
     def extend(self, state, last, cand):
         tab = self.tables.on(cand.device)
-        idx = state["hot"][:, :, None] * self.V + cand[:, None, :]
-        return tab["bonus"][idx], {"hot": tab["goto"][idx]}
+        return lookup(tab["bonus"], state["hot"][:, :, None] * self.V + cand[:, None, :]), None
+
+    def advance(self, state, aux, src, tok, ext):
+        h = state["hot"].gather(1, src)
+        goto = lookup(self.tables.on(tok.device)["goto"], h * self.V + tok)
+        return {"hot": torch.where(tok == 0, h, goto)}
 
     def final(self, state, last):
-        return -self.tables.on(last.device)["potential"][state["hot"]]
+        return -lookup(self.tables.on(last.device)["potential"], state["hot"])
 
 
 class GrammarScorer:
@@ -209,11 +222,14 @@ class GrammarScorer:
         return {}
 
     def extend(self, state, last, cand):
-        ok = self.tables.on(cand.device)["allowed"][last[:, :, None] * self.V + cand[:, None, :]]
-        return torch.zeros(ok.shape, device=cand.device).masked_fill(~ok, NEG_INF), {}
+        ok = lookup(self.tables.on(cand.device)["allowed"], last[:, :, None] * self.V + cand[:, None, :])
+        return torch.where(ok, 0.0, NEG_INF), None
+
+    def advance(self, state, aux, src, tok, ext):
+        return {}
 
     def final(self, state, last):
-        ok = self.tables.on(last.device)["final"][last]
+        ok = lookup(self.tables.on(last.device)["final"], last)
         return torch.zeros(ok.shape, device=last.device).masked_fill(~ok, NEG_INF)
 
 
