@@ -3,9 +3,9 @@
 Each utterance keeps ``K`` distinct prefixes with blank / non-blank ending probabilities
 (``pb``, ``pnb``). Per frame, every prefix either *stays* (blank, or a repeat of its last token) or
 is *extended* by one of ``C`` candidate tokens. An extension can only coincide with another beam's
-stay when that beam's prefix is this prefix plus one token, so equal prefixes are found by comparing
-each beam's hash with every beam's parent hash (a ``K x K`` test), merged, and the duplicate
-extension dropped. The loop runs over frames only; optional scorers (LM, lexicon, hotwords, grammar)
+stay when that beam's prefix is this prefix plus one token, so equal prefixes are found by looking
+up each beam's parent hash among the beam hashes (a sort and a binary search), merged, and the
+duplicate extension dropped. The loop runs over frames only; optional scorers (LM, lexicon, hotwords, grammar)
 add per-extension score terms and carry their own per-beam state.
 """
 from __future__ import annotations
@@ -152,7 +152,8 @@ def ctc_beam_search(
     # The searched frames, in order (a view when none is skipped).
     lp_steps = lp if blank_skip is None else lp.gather(1, frames[:, :, None].expand(B, T2, V))
     dead_hash = torch.iinfo(torch.int64).min  # never a real prefix hash (probability 2**-64)
-    pad_slot = K * C  # scatter target for "no duplicate"
+    beam_base = (torch.arange(K, device=device) * C).expand(B, K)  # flat offset of each beam's candidates
+    neg_col = torch.full((B, 1), NEG_INF, device=device)
     for j in range(T2):
         lp_t = lp_steps[:, j]  # (B, V)
         if blank_skip is not None:
@@ -189,9 +190,14 @@ def ctc_beam_search(
         else:
             cand, cand_lp = all_tokens, lp_t[:, 1:]
             cpos = last - 1
-        ext_pnb = torch.where(cand[:, None, :] == last[:, :, None], pb[:, :, None], ptot[:, :, None]) + cand_lp[:, None, :]
-        dup_at = torch.where(has & (cpos >= 0), mi * C + cpos, pad_slot)
-        dup = torch.zeros(B, K * C + 1, dtype=torch.bool, device=device).scatter_(1, dup_at, True)[:, :-1]
+        # Extending by a token different from the last one continues every path; repeating the
+        # last token as a new one needs a blank in between, so only pb continues there. Masks and
+        # corrections are scatters into flat (B, K*C) rows (elementwise where/masked_fill on the
+        # whole grid costs several times more on the CPU).
+        ext_pnb = (ptot[:, :, None] + cand_lp[:, None, :]).reshape(B, K * C)
+        rep_at = beam_base + cpos.clamp_min(0)
+        rep_val = torch.where(cpos >= 0, pb + lp_last, ext_pnb.gather(1, rep_at))
+        ext_pnb.scatter_(1, rep_at, rep_val)
         ext_extra = extra[:, :, None]
         auxes = []
         for s in scorers:
@@ -199,10 +205,11 @@ def ctc_beam_search(
             ext_extra = ext_extra + delta
             auxes.append(aux)
         ext_extra = ext_extra.expand(B, K, C).reshape(B, K * C)
-        ext_score = (ext_pnb.reshape(B, K * C) + ext_extra).masked_fill(dup, NEG_INF)
-
         stay_score = torch.logaddexp(stay_pb, stay_pnb) + extra
-        top, sel = torch.cat([stay_score, ext_score], dim=1).topk(K, dim=1)
+        scores = torch.cat([stay_score, ext_pnb + ext_extra, neg_col], dim=1)
+        # Extensions merged into another beam's stay are dropped (the last column absorbs no-ops).
+        scores.scatter_(1, torch.where(has & (cpos >= 0), K + mi * C + cpos, K + K * C), NEG_INF)
+        top, sel = scores[:, :-1].topk(K, dim=1)
         is_stay = sel < K
         ext_flat = (sel - K).clamp_min(0)
         src_beam = torch.where(is_stay, sel, ext_flat // C)

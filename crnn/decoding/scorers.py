@@ -102,6 +102,7 @@ class WordScorer:
             child = lexicon.child.clone()
             child[:, sep] = torch.where(lexicon.word >= 0, 0, -1)
             tables["child"] = child.flatten()
+            tables["penalty"] = torch.where(child >= 0, 0.0, NEG_INF).flatten()  # additive mask
             tables["complete"] = lexicon.word >= 0
             if lm is not None:
                 ids = torch.tensor([lm.word_id.get(w, lm.unk) for w in lexicon.words], dtype=torch.int64)
@@ -147,15 +148,17 @@ class WordScorer:
     def extend(self, state, last, cand):
         tab = self.tables.on(cand.device)
         is_sep = (cand == self.sep)[:, None, :]  # (B, 1, C)
+        lp = nxt = None
+        if self.lm is not None:
+            lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
+            lp = self.alpha * lp + self.beta  # (B, K) the term if the word ended now
         if self.lexicon is not None:
-            allowed = lookup(tab["child"], state["w_node"][:, :, None] * self.V + cand[:, None, :]) >= 0
-        else:
-            allowed = torch.where(is_sep, (state["w_len"] > 0)[:, :, None], True)
-        if self.lm is None:
-            return torch.where(allowed, 0.0, NEG_INF), None
-        lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
-        word_end = torch.where(is_sep, (self.alpha * lp + self.beta)[:, :, None], 0.0)
-        return torch.where(allowed, word_end, NEG_INF), nxt
+            delta = lookup(tab["penalty"], state["w_node"][:, :, None] * self.V + cand[:, None, :])
+            if lp is not None:  # LM terms are finite, so a 0/1 product is safe
+                delta = delta + lp[:, :, None] * is_sep.to(delta.dtype)
+            return delta, nxt
+        sep_term = torch.where(state["w_len"] > 0, 0.0 if lp is None else lp, NEG_INF)  # no empty words
+        return torch.where(is_sep, sep_term[:, :, None], 0.0), nxt
 
     def advance(self, state, aux, src, tok, ext):
         stay, is_sep = tok == 0, tok == self.sep
