@@ -153,7 +153,7 @@ def ctc_beam_search(
     lp_steps = lp if blank_skip is None else lp.gather(1, frames[:, :, None].expand(B, T2, V))
     dead_hash = torch.iinfo(torch.int64).min  # never a real prefix hash (probability 2**-64)
     beam_base = (torch.arange(K, device=device) * C).expand(B, K)  # flat offset of each beam's candidates
-    neg_col = torch.full((B, 1), NEG_INF, device=device)
+    scores = torch.full((B, K + K * C + 1), NEG_INF, device=device)
     for j in range(T2):
         lp_t = lp_steps[:, j]  # (B, V)
         if blank_skip is not None:
@@ -205,11 +205,12 @@ def ctc_beam_search(
             ext_extra = ext_extra + delta
             auxes.append(aux)
         ext_extra = ext_extra.expand(B, K, C).reshape(B, K * C)
-        stay_score = torch.logaddexp(stay_pb, stay_pnb) + extra
-        scores = torch.cat([stay_score, ext_pnb + ext_extra, neg_col], dim=1)
+        # Stays, then extensions, then one spare column, written in place (no concatenation copy).
+        torch.add(torch.logaddexp(stay_pb, stay_pnb), extra, out=scores[:, :K])
+        torch.add(ext_pnb, ext_extra, out=scores[:, K:-1])
         # Extensions merged into another beam's stay are dropped (the last column absorbs no-ops).
         scores.scatter_(1, torch.where(has & (cpos >= 0), K + mi * C + cpos, K + K * C), NEG_INF)
-        top, sel = scores[:, :-1].topk(K, dim=1)
+        top, sel = scores[:, :-1].topk(K, dim=1, sorted=False)
         is_stay = sel < K
         ext_flat = (sel - K).clamp_min(0)
         src_beam = torch.where(is_stay, sel, ext_flat // C)
