@@ -1,21 +1,28 @@
-"""cuDNN-backed layers: thin wrappers over ``torch.nn.GRU/LSTM/RNN`` with packed sequences."""
+"""cuDNN-backed layers: thin wrappers over ``torch.nn.GRU/LSTM/RNN``.
+
+On CUDA the input is packed, so cuDNN runs each sequence to its own length. On the CPU, PyTorch's
+packed-sequence backward accumulates one full-size gradient per time step (quadratic in T), so there each
+direction runs on the padded batch instead — the reverse direction on sequences reversed *within* their
+lengths — which gives the same valid outputs several times faster.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 import torch
 import torch.nn as nn
+from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from crnn.cells.base import reverse_index, reverse_within
 from crnn.cells.registry import register_cell
 
 
 class _TorchRNNLayer(nn.Module):
-    """One (bi)directional layer of a ``torch.nn`` recurrent module, fed packed sequences.
+    """One (bi)directional layer of a ``torch.nn`` recurrent module.
 
-    Packing makes the reverse direction start at each sequence's own last valid frame, so padding
-    never leaks into valid outputs. Parameter names are those of a one-layer ``torch.nn`` module
-    under ``.rnn`` (``rnn.weight_ih_l0``, ``rnn.weight_hh_l0_reverse`` ...).
+    Parameter names are those of a one-layer ``torch.nn`` module under ``.rnn``
+    (``rnn.weight_ih_l0``, ``rnn.weight_hh_l0_reverse`` ...), so its weights load as they are.
     """
 
     rnn_class: type[nn.RNNBase] = nn.GRU
@@ -31,12 +38,61 @@ class _TorchRNNLayer(nn.Module):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, state: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """x: (B, T, D), lengths: (B,) -> y: (B, T, H * dirs), lengths, state (dirs, B, H) or a pair."""
+        """x: (B, T, D), lengths: (B,) -> y: (B, T, H * dirs), lengths, state (dirs, B, H) or an (h, c) pair."""
+        if x.is_cuda or not self._padded_path_exact(lengths, x.size(1)):
+            return self._forward_packed(x, lengths, state)
+        return self._forward_padded(x, lengths, state)
+
+    def _padded_path_exact(self, lengths: torch.Tensor, total: int) -> bool:
+        # GRU/RNN states are read back from the outputs; an LSTM's memory cell is not among them.
+        return not isinstance(self.rnn, nn.LSTM) or bool((lengths == total).all())
+
+    def _forward_packed(self, x, lengths, state):
         total = x.size(1)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         y, state = self.rnn(packed, state)
         y, _ = pad_packed_sequence(y, batch_first=True, total_length=total)
         return y, lengths, state
+
+    def _run_direction(self, x: torch.Tensor, h0: Any, direction: int):
+        suffix = "_reverse" if direction else ""
+        names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+        params = [getattr(self.rnn, n + suffix) for n in names]
+        args = (params, True, 1, 0.0, self.training, False, True)
+        if isinstance(self.rnn, nn.LSTM):
+            y, h, c = _VF.lstm(x, h0, *args)
+            return y, (h, c)
+        fn = _VF.gru if isinstance(self.rnn, nn.GRU) else _VF.rnn_tanh
+        y, h = fn(x, h0, *args)
+        return y, h
+
+    def _forward_padded(self, x, lengths, state):
+        B, T, _ = x.shape
+        lengths_dev = lengths.to(x.device)
+        is_lstm = isinstance(self.rnn, nn.LSTM)
+        dirs = 2 if self.bidirectional else 1
+        if state is None:
+            zeros = x.new_zeros(dirs, B, self.hidden_size)
+            state = (zeros, zeros) if is_lstm else zeros
+        last = (lengths_dev - 1).clamp(min=0).view(B, 1, 1).expand(B, 1, self.hidden_size)
+        outs, hs, cs = [], [], []
+        rev = reverse_index(lengths_dev, T) if self.bidirectional else None
+        for d in range(dirs):
+            h0 = (state[0][d : d + 1].contiguous(), state[1][d : d + 1].contiguous()) if is_lstm \
+                else state[d : d + 1].contiguous()
+            xd = x if d == 0 else reverse_within(x, rev)
+            y, h = self._run_direction(xd, h0, d)
+            if is_lstm:  # only used with all lengths == T: the returned state is exact
+                hs.append(h[0])
+                cs.append(h[1])
+            else:
+                hs.append(y.gather(1, last).transpose(0, 1))  # state at each sequence's last valid frame
+            outs.append(y if d == 0 else reverse_within(y, rev))
+        y = torch.cat(outs, dim=-1) if dirs == 2 else outs[0]
+        mask = (torch.arange(T, device=x.device)[None, :] < lengths_dev[:, None]).unsqueeze(-1)
+        y = y * mask
+        new_state = (torch.cat(hs), torch.cat(cs)) if is_lstm else torch.cat(hs)
+        return y, lengths, new_state
 
 
 @register_cell("gru")
