@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
-import math
 
 import pytest
 import torch
@@ -128,6 +127,14 @@ def test_padding_changes_nothing():
             assert x.tokens == y.tokens == z.tokens
             assert x.spans == y.spans == z.spans
             assert x.score == pytest.approx(y.score, abs=1e-4) and z.score == pytest.approx(y.score, abs=1e-4)
+
+
+def test_empty_inputs_give_empty_hypotheses():
+    out = ctc_beam_search(torch.zeros(2, 0, 5), torch.tensor([0, 0]), beam_size=4)
+    assert [[h.tokens for h in hs] for hs in out] == [[[]], [[]]]
+    lp = peaked(2, 10, 5)
+    out = ctc_beam_search(lp, torch.tensor([10, 0]), beam_size=4, nbest=2)
+    assert out[1][0].tokens == [] and out[1][0].score == 0.0 and out[0][0].tokens
 
 
 def test_pruning_and_blank_skip_keep_peaked_results():

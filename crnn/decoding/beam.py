@@ -123,6 +123,8 @@ def ctc_beam_search(
     K = int(beam_size)
     if K < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if T == 0 or B == 0:
+        return [[Hypothesis(tokens=[], score=0.0, confidence=1.0)] for _ in range(B)]
     lp = log_probs.float()
     lengths = lengths.to(device=device, dtype=torch.int64).clamp(0, T)
     frames, steps, skipped_before, skipped_after = _skip_plan(lp, lengths, blank, blank_skip)
