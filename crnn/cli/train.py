@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
           f"WER {100 * summary['best_wer']:.2f}%), {summary['seconds']:.0f} s")
     if args.summary_json:
         with open(args.summary_json, "w") as f:
-            json.dump(summary, f, indent=2)
+            json.dump({k: v for k, v in summary.items() if k != "model"}, f, indent=2)
     return 0
 
 

@@ -157,7 +157,11 @@ def evaluate(model: CRNN, loader: DataLoader, device: torch.device, amp_dtype: t
 # the run
 # ---------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train a model as ``cfg`` says; returns a summary (best CER/WER, paths, time)."""
+    """Train a model as ``cfg`` says.
+
+    Returns a summary: best CER/WER and epoch, checkpoint paths, seconds, per-epoch history, and the
+    trained model (this process's copy) under ``"model"``.
+    """
     device = pick_device(cfg.device)
     rank, local_rank, world = dist_utils.init_distributed(device)
     if world > 1 and device.type == "cuda":
@@ -376,7 +380,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     dist_utils.barrier()
     summary = {"best_cer": best["cer"], "best_wer": best["wer"], "best_epoch": best["epoch"] + 1,
                "best": str(out / "best.pt"), "last": str(out / "last.pt"),
-               "seconds": elapsed_before + time.time() - t_start, "history": history}
+               "seconds": elapsed_before + time.time() - t_start, "history": history, "model": model}
     dist_utils.cleanup()
     return summary
 
