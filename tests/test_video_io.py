@@ -130,7 +130,7 @@ def test_video_dataset_reads_and_skips_bad(tmp_path):
     batch = collate([ds[i] for i in range(3)])
     assert len(batch) == 1 and len(batch.skipped) == 2 and batch.x.shape == (1, 10, 3, 16, 16)
     # Training mode rescales the clip length and keeps frame labels in step with frames.
-    train = VideoDataset(rows[:1], tok, {"fps": 10, "height": 16, "width": 16}, train=True, crop_margin=0.25)
+    train = VideoDataset(rows[:1], tok, {"fps": 10, "height": 16, "width": 16, "crop_margin": 0.25}, train=True)
     sizes = set()
     for epoch in range(8):
         train.set_epoch(epoch)
@@ -138,3 +138,20 @@ def test_video_dataset_reads_and_skips_bad(tmp_path):
         assert it["signal"].shape[1:] == (3, 16, 16) and len(it["frame_labels"]) == len(it["signal"])
         sizes.add(len(it["signal"]))
     assert len(sizes) > 1
+
+
+def test_clip_loader_matches_eval_dataset_and_pickles(tmp_path):
+    import pickle
+
+    import crnn
+    from crnn.data.video_dataset import clip_loader
+
+    write_video(tmp_path / "a.mp4", ramp_clip(20, 32, 32), fps=20)
+    cfg = crnn.create_model("video_tiny", vocab_size=3, height=16, width=16, crop_margin=0.25).cfg
+    load = pickle.loads(pickle.dumps(clip_loader(cfg)))  # DataLoader workers pickle it
+    frames = load(str(tmp_path / "a.mp4"))
+    item = VideoDataset([{"path": str(tmp_path / "a.mp4"), "text": "a"}], video_tokenizer(["a"]),
+                        cfg.frontend_args)[0]
+    assert frames.shape == (10, 3, 16, 16) and torch.equal(frames, item["signal"])
+    with pytest.raises(VideoReadError, match="gone.mp4"):
+        load(str(tmp_path / "gone.mp4"))

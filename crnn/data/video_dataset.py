@@ -62,7 +62,7 @@ class VideoDataset(Dataset):
         flip: training: mirror half of the clips left-right. Off by default: it is wrong wherever a
             label names a direction (move_left / move_right) or a hand. (Default: False)
         crop_margin: resize this much larger, then crop back (random in training, centre otherwise).
-            (Default: 0.0)
+            (Default: the frontend's ``crop_margin``, else 0.0, so inference reads clips the same way)
         seed: base seed of the augmentation randomness. (Default: 0)
 
     A clip that cannot be read, or a transcript with an unknown label, yields ``BadSample(path, reason)``.
@@ -70,7 +70,8 @@ class VideoDataset(Dataset):
 
     def __init__(
         self, entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, frontend_args: dict, train: bool = False,
-        speed: float = 0.2, temporal_crop: float = 0.0, flip: bool = False, crop_margin: float = 0.0, seed: int = 0,
+        speed: float = 0.2, temporal_crop: float = 0.0, flip: bool = False, crop_margin: float | None = None,
+        seed: int = 0,
     ):
         self.entries = list(entries)
         self.tokenizer = tokenizer
@@ -79,6 +80,8 @@ class VideoDataset(Dataset):
         h, w = frontend_args.get("height"), frontend_args.get("width")
         self.size = (int(h), int(w)) if h and w else None
         self.train, self.speed, self.temporal_crop = train, speed, temporal_crop
+        if crop_margin is None:
+            crop_margin = float(frontend_args.get("crop_margin", 0.0))
         self.flip, self.crop_margin, self.seed = flip, crop_margin, seed
         self.epoch = 0
 
@@ -139,6 +142,34 @@ class VideoDataset(Dataset):
     def lengths(self) -> list[int]:
         """Source frames per item from the rows' ``num_frames`` (0 where unknown), for bucketing."""
         return [int(row.get("num_frames") or 0) for row in self.entries]
+
+
+class ClipLoader:
+    """Inference reader (picklable, for DataLoader workers): path -> model input, as the eval dataset reads it.
+
+    Clips and frame folders -> uint8 (T, 3, H, W) at the frontend's ``fps`` and size; ``.npy`` -> float32 (T, D).
+    """
+
+    def __init__(self, frontend_args: dict, feature_layout: str = "TD"):
+        self.fps = frontend_args.get("fps")
+        h, w = frontend_args.get("height"), frontend_args.get("width")
+        self.size = (int(h), int(w)) if h and w else None
+        self.crop_margin = float(frontend_args.get("crop_margin", 0.0))
+        self.feature_layout = feature_layout
+
+    def __call__(self, path: str) -> torch.Tensor:
+        p = Path(path)
+        if p.suffix.lower() == ".npy":
+            return read_features(p, self.feature_layout)
+        frames = read_video(p, fps=self.fps)  # (T, 3, H, W)
+        if self.size is None:
+            return frames
+        return fit_frames(frames, self.size, False, np.random.default_rng(0), self.crop_margin).contiguous()
+
+
+def clip_loader(model_cfg: Any) -> ClipLoader:
+    """The inference reader for a model config (``crnn.ModelConfig``)."""
+    return ClipLoader(dict(model_cfg.frontend_args))
 
 
 def make_video_dataset(entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, model_cfg: Any, train: bool,

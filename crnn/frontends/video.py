@@ -103,6 +103,7 @@ class VideoFrontendConfig:
     height: int = 64                   # frame size readers resize clips to ...
     width: int = 64                    # ... (the CNN itself pools globally, so any size runs)
     fps: float = 10.0                  # frame rate readers sample clips at; sets frame_shift
+    crop_margin: float = 0.0           # readers resize this much larger, then crop (random in training, centre otherwise)
     cnn_channels: list = field(default_factory=lambda: [16, 32, 64, 64])  # "small": channels per stage
     cnn_grid: int = 4                  # "small": spatial grid kept per frame (1 = global average)
     cnn_dim: int = 128                 # "small": per-frame feature size
@@ -237,6 +238,7 @@ class Video3DFrontendConfig:
     height: int = 64                   # frame size readers resize clips to
     width: int = 64
     fps: float = 10.0                  # frame rate readers sample clips at; sets frame_shift
+    crop_margin: float = 0.0           # readers resize this much larger, then crop (random in training, centre otherwise)
     channels: list = field(default_factory=lambda: [16, 32, 64, 96])  # "small": channels per stage
     time_subsample: int = 4            # 1, 2 or 4: temporal stride of the whole frontend
     mean: list = field(default_factory=lambda: list(IMAGENET_MEAN))
