@@ -150,10 +150,11 @@ class StepLayer(nn.Module):
         mask = length_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
         s = self.init_state(B, x) if state is None else state
         ys = []
-        for t in range(T):
-            out = self.step(xp[:, t], s, direction)
+        # unbind, not xp[:, t]: its backward stacks the T frame gradients once, where indexing would
+        # build a full (B, T, P) gradient per step (quadratic in T).
+        for x_t, m in zip(xp.unbind(1), mask.unbind(1)):
+            out = self.step(x_t, s, direction)
             h, new = (out, out) if isinstance(out, torch.Tensor) else out
-            m = mask[:, t]
             # Past its length a sequence keeps its state, so the final state is the last valid one.
             s = map_state(lambda a, b: torch.where(m, a, b), new, s)
             ys.append(h * m)
