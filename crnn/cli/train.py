@@ -49,6 +49,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     r.add_argument("--workers", type=int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
+    r.add_argument("--threads", type=int, help="CPU compute threads (default: cores left free by the workers)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT/last.pt when present")
     r.add_argument("--no-tensorboard", action="store_true")
@@ -86,7 +87,7 @@ def config_from_args(args: argparse.Namespace):
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,
         val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers,
+        grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, resume=args.resume,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
     )

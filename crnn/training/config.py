@@ -28,6 +28,7 @@ class TrainConfig:
     precision: str = "auto"              # "fp32", "bf16", "fp16" (autocast on CUDA) or "auto" (bf16 on CUDA)
     device: str = "auto"                 # "cpu", "cuda", "cuda:1" or "auto"
     workers: int | None = None           # DataLoader workers (None: 1 on CPU, 4 on CUDA)
+    threads: int | None = None           # CPU compute threads (None: the cores the workers leave free)
     seed: int = 0                        # seeds model init, data order and the built-in data
     sortagrad: bool = True               # first epoch shortest-first (manifest data)
     augment: dict = field(default_factory=dict)  # waveform augmentation fields (AugmentConfig)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 import sys
 import time
@@ -33,6 +34,19 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
     return device
+
+
+def cpu_threads(cfg: TrainConfig, world: int = 1) -> int:
+    """Compute threads per process on the CPU: the cores left after data workers, shared among ranks.
+
+    Recurrent layers run many small matmuls per time step; oversubscribed cores make OpenMP threads
+    spin at every step, which costs far more than it gains.
+    """
+    if cfg.threads:
+        return cfg.threads
+    workers = cfg.workers if cfg.workers is not None else 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(world, 1) - workers)
 
 
 def seed_everything(seed: int) -> None:
@@ -168,6 +182,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     main = rank == 0
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(cfg, world))
     out = Path(cfg.out)
     if main:
         out.mkdir(parents=True, exist_ok=True)
