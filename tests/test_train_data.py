@@ -72,5 +72,5 @@ def test_loss_falls_on_real_training_steps():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses

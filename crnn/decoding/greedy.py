@@ -20,7 +20,7 @@ def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -
         max posterior.
     """
     B, T, _ = log_probs.shape
-    best_lp, best = log_probs.float().max(dim=-1)  # (B, T)
+    best_lp, best = log_probs.detach().float().max(dim=-1)  # (B, T)
     valid = torch.arange(T, device=log_probs.device)[None, :] < lengths.to(log_probs.device)[:, None]
     prev = torch.nn.functional.pad(best, (1, 0), value=blank)[:, :-1]
     starts = valid & (best != blank) & (best != prev)  # (B, T) first frame of each emitted token
