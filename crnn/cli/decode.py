@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from crnn.cli.common import add_plugin_arg, load_plugins
@@ -31,6 +32,8 @@ def result_json(r, nbest: int) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     from crnn.inference import AUDIO_SUFFIXES, VIDEO_SUFFIXES, expand_inputs, transcribe_files
     from crnn.model import CheckpointError, load_model
     from crnn.training.trainer import pick_device
@@ -38,6 +41,10 @@ def main(args: argparse.Namespace) -> int:
     load_plugins(args.plugin)
     try:
         device = pick_device(args.device)
+        if device.type == "cpu":
+            # Decoding runs many small ops per frame: oversubscribed cores cost far more than they give.
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            torch.set_num_threads(args.threads or max(1, cores - (args.workers or 1)))
         model = load_model(args.checkpoint, device=device)
         decoder = build_decoder(args, model)
     except (CheckpointError, RuntimeError, FileNotFoundError, ValueError) as e:
@@ -88,6 +95,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, help="file reading processes (default: 0 for a few files, else up to 4)")
+    p.add_argument("--threads", type=int, help="CPU compute threads (default: the cores the readers leave free)")
     try:
         from crnn.decoding.options import add_decode_args
 
