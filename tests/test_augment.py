@@ -98,3 +98,19 @@ def test_bad_config():
         WaveAugment(AugmentConfig(noise_snr=(5.0, 20.0), noise_colors=("blue",)), SR)
     with pytest.raises(FileNotFoundError, match="noise folder"):
         WaveAugment(AugmentConfig(noise_snr=(5.0, 20.0), noise_dir="/nonexistent/noise"), SR)
+
+
+def test_narrowband_removes_the_upper_band_only():
+    import torch
+
+    from crnn.data.augment import AugmentConfig, WaveAugment
+
+    sr = 16000
+    t = torch.arange(sr) / sr
+    low, high = torch.sin(2 * torch.pi * 1000 * t), torch.sin(2 * torch.pi * 6000 * t)
+    aug = WaveAugment(AugmentConfig(narrowband_prob=1.0), sr)
+    out = aug(low + high)
+    assert out.shape == low.shape
+    spec = torch.fft.rfft(out).abs()
+    assert spec[6000] < 0.01 * spec[1000]  # 6 kHz is gone, 1 kHz kept
+    torch.testing.assert_close(aug(low)[2000:-2000], low[2000:-2000], atol=0.02, rtol=0)

@@ -46,6 +46,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     a.add_argument("--noise-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="additive noise SNR range (dB)")
     a.add_argument("--noise-dir", help="folder of noise recordings (else coloured noise is generated)")
     a.add_argument("--gain", type=float, nargs=2, metavar=("MIN_DB", "MAX_DB"), help="random gain range")
+    a.add_argument("--narrowband", type=float, metavar="P",
+                   help="band-limit this share of utterances to 8 kHz capture (so 8 kHz files read as well)")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     r.add_argument("--workers", type=int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
@@ -82,6 +84,8 @@ def config_from_args(args: argparse.Namespace):
         augment["noise_dir"] = args.noise_dir
     if args.gain:
         augment["gain"] = tuple(args.gain)
+    if args.narrowband:
+        augment["narrowband_prob"] = args.narrowband
     return TrainConfig(
         out=args.out, task=args.task, train_manifest=args.train_manifest, val_manifest=args.val_manifest,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,

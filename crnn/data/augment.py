@@ -29,12 +29,15 @@ class AugmentConfig:
     noise_colors: tuple[str, ...] = ("white", "pink", "brown")  # generated noise colours drawn from when noise_dir is None
     noise_prob: float = 0.5                              # probability that an utterance gets noise (when noise_snr is set)
     gain: tuple[float, float] | None = None              # (low, high) dB: scale by a gain drawn in this range; None = off
+    narrowband_prob: float = 0.0                         # share of utterances band-limited as if recorded at narrowband_rate
+    narrowband_rate: int = 8000                          # the lower capture rate simulated (telephone band: 8 kHz)
     spec_augment: bool = False                           # SpecAugment masks, applied by the audio frontend, not here
 
     @property
     def active(self) -> bool:
         """True if any waveform-level augmentation is on."""
-        return self.speed_perturb or self.noise_snr is not None or self.gain is not None
+        return (self.speed_perturb or self.noise_snr is not None or self.gain is not None
+                or self.narrowband_prob > 0)
 
 
 def colored_noise(num_samples: int, color: str = "white", generator: torch.Generator | None = None) -> torch.Tensor:
@@ -74,7 +77,7 @@ def list_noise_files(folder: str | os.PathLike) -> list[str]:
 
 class WaveAugment:
     """Callable ``(S,) -> (S',)`` applying the augmentations switched on in ``cfg``, in the order
-    speed -> noise -> gain (gain last: it models the recording level of signal and noise alike).
+    speed -> narrowband -> noise -> gain (gain last: it models the recording level of signal and noise alike).
 
     Randomness comes from torch's global generator (DataLoader seeds it per worker), or from the
     ``generator`` passed to a call.
@@ -107,6 +110,14 @@ class WaveAugment:
         if factor == 1.0:
             return wav
         return AF.resample(wav, int(round(self.sample_rate * factor)), self.sample_rate)
+
+    def narrowband(self, wav: torch.Tensor) -> torch.Tensor:
+        """Drop the band above ``narrowband_rate / 2`` as a lower-rate recording would ((S,) -> (S,)), so a
+        model trained at 16 kHz also reads 8 kHz files, which have nothing above 4 kHz."""
+        low = self.cfg.narrowband_rate
+        if low >= self.sample_rate:
+            return wav
+        return AF.resample(AF.resample(wav, self.sample_rate, low), low, self.sample_rate)[: wav.numel()]
 
     def noise_like(self, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(S,) noise: a random stretch of a random noise file (looped if short), or generated noise."""
@@ -146,6 +157,8 @@ class WaveAugment:
         cfg = self.cfg
         if cfg.speed_perturb:
             wav = self.speed(wav, self._choice(cfg.speed_factors, generator))
+        if cfg.narrowband_prob > 0 and float(torch.rand((), generator=generator)) < cfg.narrowband_prob:
+            wav = self.narrowband(wav)
         if cfg.noise_snr is not None and float(torch.rand((), generator=generator)) < cfg.noise_prob:
             wav = self.add_noise(wav, self._uniform(*cfg.noise_snr, generator), generator)
         if cfg.gain is not None:
