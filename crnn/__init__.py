@@ -8,7 +8,7 @@ Public API::
     model = crnn.load_model("runs/dtmf/best.pt")            # tokenizer attached as model.tokenizer
     crnn.list_cells(), crnn.list_models()
 """
-from crnn.cells import get_cell, list_cells, register_cell
+from crnn.cells import ScanLayer, StepLayer, get_cell, list_cells, register_cell
 from crnn.config import ModelConfig
 from crnn.decoding import Hypothesis, ctc_beam_search, ctc_greedy
 from crnn.frontends import list_frontends, register_frontend
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRNN", "ModelConfig", "Hypothesis", "create_model", "list_models", "load_model", "get_cell",
-    "list_cells", "register_cell", "list_frontends", "register_frontend", "ctc_greedy", "ctc_beam_search",
+    "list_cells", "register_cell", "StepLayer", "ScanLayer", "list_frontends", "register_frontend", "ctc_greedy", "ctc_beam_search",
 ]
