@@ -195,3 +195,46 @@ def test_frame_accuracy_accumulates():
     acc.update(torch.tensor([1, 2, 2]), torch.tensor([1, 2, 3]))
     acc.update(torch.tensor([4, 4]), torch.tensor([-1, 4]))
     assert (acc.correct, acc.total) == (3, 4)
+
+
+@pytest.mark.parametrize("layout", ["phoenix", "breakfast"])
+def test_layouts_train_and_evaluate_through_the_cli(tmp_path, layout):
+    """The user's route: layout -> manifest -> `crnn train` -> `crnn eval` (label WER, frame accuracy)."""
+    from cli_helpers import run_cli
+
+    rng = np.random.default_rng(3)
+    if layout == "phoenix":
+        make_phoenix(tmp_path, rng)
+        write_manifest(tmp_path / "train.jsonl", phoenix_rows(tmp_path, "train"))
+        write_manifest(tmp_path / "dev.jsonl", phoenix_rows(tmp_path, "dev"))
+        model = ["--model", "video_tiny", "--frontend-arg", "height=16", "--frontend-arg", "width=16",
+                 "--frontend-arg", "fps=25", "--frontend-arg", "cnn_grid=1", "--frontend-arg", "cnn_dim=32",
+                 "--frontend-arg", "temporal_channels=32", "--frontend-arg", "temporal_pools=1"]
+    else:
+        make_breakfast(tmp_path, rng)
+        write_manifest(tmp_path / "train.jsonl", breakfast_rows(tmp_path, split="train"))
+        write_manifest(tmp_path / "dev.jsonl", breakfast_rows(tmp_path, split="train")[:3])
+        model = ["--model", "features_tiny", "--frontend-arg", "input_dim=8", "--frontend-arg", "temporal_pools=1",
+                 "--frontend-arg", "temporal_channels=32"]
+    out = tmp_path / "run"
+    r = run_cli("train", "--train-manifest", tmp_path / "train.jsonl", "--val-manifest", tmp_path / "dev.jsonl",
+                "--out", out, *model, "--hidden-size", "32", "--num-layers", "1", "--epochs", "3",
+                "--batch-size", "3", "--lr", "3e-3", "--warmup-steps", "2", "--no-progress", "--no-tensorboard",
+                "--workers", "0", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    log = (out / "log.csv").read_text().splitlines()
+    assert len(log) == 4  # header + one row per epoch
+
+    r = run_cli("eval", "--checkpoint", out / "best.pt", tmp_path / "dev.jsonl", "--out", tmp_path / "hyps.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert "label WER" in r.stdout
+    assert ("frame accuracy" in r.stdout) == (layout == "breakfast")  # only Breakfast has frame ground truth
+    rows = [json.loads(line) for line in (tmp_path / "hyps.jsonl").read_text().splitlines()]
+    refs = [r["text"] for r in read_manifest(tmp_path / "dev.jsonl")]
+    assert sorted(r["reference"] for r in rows) == sorted(refs)
+
+    # An audio manifest given to a video model is refused, naming both.
+    (tmp_path / "a.jsonl").write_text(json.dumps({"path": "x.wav", "text": "a"}) + "\n")
+    r = run_cli("eval", "--checkpoint", out / "best.pt", tmp_path / "a.jsonl")
+    assert r.returncode != 0 and "a.jsonl" in r.stderr and "audio" in r.stderr

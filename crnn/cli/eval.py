@@ -1,5 +1,9 @@
 """``crnn eval``: decode a manifest with a trained model and report CER / WER.
 
+Speech models report CER and WER; video and feature models report the label error rate (WER with
+labels as words) and, where the manifest has frame-level ground truth, frame accuracy from the
+forced alignment of the reference labels.
+
 Example::
 
     crnn eval --checkpoint runs/digits/best.pt data/tts_digits/test.jsonl --out test_hyps.jsonl
@@ -62,7 +66,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Decode the manifest; returns totals ``{cer, wer, char_errors, chars, word_errors, words, utterances,
     skipped}`` and writes ``--out`` rows when asked."""
     from crnn.data.audio_dataset import AudioDataset
+    from crnn.data.build import MODALITY_OF_FRONTEND, modality_of_rows
     from crnn.data.collate import collate
+    from crnn.data.video_dataset import make_video_dataset
+    from crnn.video_metrics import FrameAccuracy, frame_accuracy
     from crnn.data.manifest import read_manifest
     from crnn.data.sampler import BucketBatchSampler
     from crnn.metrics import error_counts
@@ -70,17 +77,24 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     device = _device(args.device)
     model = load_model(args.checkpoint, device=device)
-    if model.cfg.frontend != "audio":
-        raise SystemExit(f"{args.checkpoint}: crnn eval reads audio manifests; this model's frontend is "
-                         f"{model.cfg.frontend!r}")
     rows = read_manifest(args.manifest)
     if not rows:
         raise SystemExit(f"{args.manifest}: no utterances")
-    dataset = AudioDataset(rows, model.tokenizer, int(model.cfg.frontend_args["sample_rate"]))
+    modality = MODALITY_OF_FRONTEND.get(model.cfg.frontend, "audio")
+    if modality != modality_of_rows(rows):
+        raise SystemExit(f"{args.manifest}: holds {modality_of_rows(rows)} data, but the model in {args.checkpoint} "
+                         f"reads {modality} (frontend {model.cfg.frontend!r})")
+    if modality == "audio":
+        dataset = AudioDataset(rows, model.tokenizer, int(model.cfg.frontend_args["sample_rate"]))
+        lengths = dataset.lengths()
+    else:
+        dataset = make_video_dataset(rows, model.tokenizer, model.cfg, train=False)
+        lengths = [float(n) for n in dataset.lengths()]
     # Length-sorted batches waste little compute on padding; order does not change the metrics.
-    sampler = BucketBatchSampler(dataset.lengths(), max_items=args.batch_size, shuffle=False)
+    sampler = BucketBatchSampler(lengths, max_items=args.batch_size, shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=args.workers)
     decode = _make_decoder(args, model)
+    frames = FrameAccuracy()
 
     totals = {"char_errors": 0, "chars": 0, "word_errors": 0, "words": 0, "utterances": 0, "skipped": 0}
     out = open(args.out, "w", encoding="utf-8") if args.out else None
@@ -92,6 +106,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             if len(batch) == 0:
                 continue
             log_probs, lengths = model(batch.x.to(device), batch.x_lens.to(device))  # (B, T', V), (B,)
+            if batch.frame_labels is not None:
+                tokens = [y[:n].tolist() for y, n in zip(batch.y, batch.y_lens)]
+                batch_acc = frame_accuracy(log_probs.cpu(), lengths.cpu(), tokens, batch.frame_labels,
+                                           stride=model.frontend.time_stride)
+                frames.correct += batch_acc.correct
+                frames.total += batch_acc.total
             for path, ref, hyp in zip(batch.paths, batch.texts, decode(log_probs, lengths)):
                 counts = error_counts(ref, hyp)
                 for k, v in counts.items():
@@ -105,6 +125,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             out.close()
     totals["cer"] = totals["char_errors"] / max(totals["chars"], 1)
     totals["wer"] = totals["word_errors"] / max(totals["words"], 1)
+    totals["modality"] = modality
+    totals["frame_accuracy"] = frames.accuracy if frames.total else None
     return totals
 
 
@@ -114,9 +136,14 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.checkpoint).is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
     t = evaluate(args)
-    print(f"CER {100 * t['cer']:.2f}% ({t['char_errors']}/{t['chars']} chars)  "
-          f"WER {100 * t['wer']:.2f}% ({t['word_errors']}/{t['words']} words)  "
-          f"{t['utterances']} utterances" + (f", {t['skipped']} skipped" if t["skipped"] else ""))
+    skipped = f", {t['skipped']} skipped" if t["skipped"] else ""
+    if t["modality"] == "audio":
+        print(f"CER {100 * t['cer']:.2f}% ({t['char_errors']}/{t['chars']} chars)  "
+              f"WER {100 * t['wer']:.2f}% ({t['word_errors']}/{t['words']} words)  {t['utterances']} utterances{skipped}")
+    else:
+        acc = "" if t["frame_accuracy"] is None else f"  frame accuracy {100 * t['frame_accuracy']:.2f}%"
+        print(f"label WER {100 * t['wer']:.2f}% ({t['word_errors']}/{t['words']} labels){acc}  "
+              f"{t['utterances']} clips{skipped}")
     if args.out:
         print(f"per-utterance results: {args.out}")
     return 0 if t["utterances"] else 1

@@ -12,7 +12,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         from crnn.data.actions import write_action_clips
 
-        manifest = write_action_clips(args.out, args.n, args.seed)
+        manifest = write_action_clips(args.out, args.n, args.seed, split=args.split)
     print(manifest)
     return 0
 
@@ -25,4 +25,6 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=int, default=100, help="number of utterances / clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-rate", type=int, help="dtmf: fixed sample rate (default: 8 or 16 kHz at random)")
+    p.add_argument("--split", default="train", choices=["train", "valid", "test"],
+                   help="actions: which split's clips (splits never share a clip; default: train)")
     p.set_defaults(func=main)

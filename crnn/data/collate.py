@@ -26,6 +26,8 @@ class Batch:
         texts: reference transcripts.
         paths: source of each item.
         skipped: bad samples dropped from this batch.
+        frame_labels: per item, ground-truth label ids of its input frames (T_i,) where the data has them
+            (video/feature corpora with frame-level annotation), else None.
     """
 
     x: torch.Tensor
@@ -35,6 +37,7 @@ class Batch:
     texts: list[str]
     paths: list[str]
     skipped: list[BadSample] = field(default_factory=list)
+    frame_labels: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -43,12 +46,12 @@ class Batch:
         return Batch(
             self.x.to(device, non_blocking=non_blocking), self.x_lens.to(device, non_blocking=non_blocking),
             self.y.to(device, non_blocking=non_blocking), self.y_lens.to(device, non_blocking=non_blocking),
-            self.texts, self.paths, self.skipped,
+            self.texts, self.paths, self.skipped, self.frame_labels,
         )
 
     def pin_memory(self) -> "Batch":
         return Batch(self.x.pin_memory(), self.x_lens.pin_memory(), self.y.pin_memory(), self.y_lens.pin_memory(),
-                     self.texts, self.paths, self.skipped)
+                     self.texts, self.paths, self.skipped, self.frame_labels)
 
 
 def pad_stack(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,4 +72,6 @@ def collate(items: list) -> Batch | None:
                      torch.zeros(0, dtype=torch.long), [], [], skipped)
     x, x_lens = pad_stack([it["signal"] for it in good])
     y, y_lens = pad_stack([torch.as_tensor(it["tokens"], dtype=torch.long) for it in good])
-    return Batch(x, x_lens, y, y_lens, [it["text"] for it in good], [it["path"] for it in good], skipped)
+    frame_labels = [it["frame_labels"] for it in good] if all("frame_labels" in it for it in good) else None
+    return Batch(x, x_lens, y, y_lens, [it["text"] for it in good], [it["path"] for it in good], skipped,
+                 frame_labels)

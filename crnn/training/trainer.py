@@ -132,7 +132,8 @@ def drop_infeasible(batch: Batch, model: CRNN) -> tuple[Batch, list[str]]:
             for i in bad.nonzero().flatten().tolist()]
     keep = (~bad).nonzero().flatten()
     sub = Batch(batch.x[keep], batch.x_lens[keep], batch.y[keep], batch.y_lens[keep],
-                [batch.texts[i] for i in keep.tolist()], [batch.paths[i] for i in keep.tolist()], batch.skipped)
+                [batch.texts[i] for i in keep.tolist()], [batch.paths[i] for i in keep.tolist()], batch.skipped,
+                None if batch.frame_labels is None else [batch.frame_labels[i] for i in keep.tolist()])
     return sub, msgs
 
 
