@@ -25,6 +25,7 @@ from crnn.model import CRNN, create_model, model_from_checkpoint, read_checkpoin
 from crnn.training import distributed as dist_utils
 from crnn.training.checkpoint import save_checkpoint
 from crnn.training.config import TrainConfig
+from crnn.training.step import make_optimizer, train_step
 
 
 def pick_device(name: str) -> torch.device:
@@ -256,11 +257,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # -- optimisation ------------------------------------------------------------------------------
     steps_per_epoch = max(1, len(train_loader))
     total_steps = cfg.epochs * steps_per_epoch
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    params = list(model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, total_steps, cfg.min_lr_ratio))
     amp_dtype = _amp_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -310,9 +308,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 s.set_epoch(epoch)
         ddp_model.train()
         loss_sum = torch.zeros((), device=device)
-        loss_items = 0
+        loss_items = torch.zeros((), device=device)  # device counters: read once per epoch, not per step
+        nonfinite_steps = torch.zeros((), device=device)
         skipped_files: list[str] = []
-        infeasible = nonfinite = 0
+        infeasible = 0
         bar = _progress(train_loader, main and cfg.progress, f"epoch {epoch + 1}/{cfg.epochs}")
         for i, batch in enumerate(bar):
             skipped_files += [f"{b.path}: {b.reason}" for b in batch.skipped]
@@ -324,33 +323,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if len(batch) == 0:
                 continue  # NB: under DDP every rank still runs the same number of steps only if batches align
             b = batch.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                log_probs, lens = ddp_model(b.x, b.x_lens)
-            losses = ctc_loss(log_probs, lens, b.y, b.y_lens, reduction="none") / b.y_lens.clamp(min=1)
-            loss = losses.mean()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if torch.isfinite(norm) and torch.isfinite(loss):
-                scaler.step(optimizer)
-                loss_sum += loss.detach()
-                loss_items += 1
-            else:
-                nonfinite += 1  # one bad batch never ends a run: skip the update, keep going
-                if amp_dtype == torch.float16:
-                    scaler.step(optimizer)  # lets the scaler lower its scale
-            scaler.update()
+            loss, finite = train_step(ddp_model, b, optimizer, scaler, amp_dtype, cfg.grad_clip, params)
+            loss_sum += torch.where(finite, loss, 0.0)
+            loss_items += finite
+            nonfinite_steps += ~finite
             scheduler.step()
             step += 1
             if main and cfg.progress and (i % cfg.log_every == 0):
-                bar.set_postfix(loss=f"{float(loss_sum) / max(loss_items, 1):.3f}",
+                bar.set_postfix(loss=f"{float(loss_sum) / max(float(loss_items), 1):.3f}",
                                 lr=f"{scheduler.get_last_lr()[0]:.1e}")
             if cfg.max_minutes and i % cfg.log_every == 0:
                 stop = _time_up(t_start, elapsed_before, cfg.max_minutes, device)
                 if stop:
                     break
-        train_loss = float(loss_sum) / max(loss_items, 1)
+        train_loss = float(loss_sum) / max(float(loss_items), 1)
+        nonfinite = int(nonfinite_steps)
         stats = evaluate(ddp_model, val_loader, device, amp_dtype) if val_loader is not None else None
         seconds = elapsed_before + time.time() - t_start
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_cer": stats.cer if stats else None,

@@ -1,0 +1,165 @@
+"""Whole training step against the recurrent stack alone, measured in the same run.
+
+    python bench/train_step.py                      # CUDA: ds2 preset, B=32, 400 output frames, bf16
+    python bench/train_step.py --device cpu --threads 2
+    python bench/train_step.py --preset small --cell lstm --batch 16 --frames 300
+
+The step is ``crnn.training.step.train_step``, the function the trainer runs: log-mel features on the
+device, the conv frontend, the encoder, the head, CTC in fp32, backward, gradient clipping and the
+guarded fused AdamW update. The reference is a plain ``torch.nn.GRU`` / ``LSTM`` / ``RNN`` stack
+(cuDNN on GPU) of the model's shape, forward+backward on the frontend's output shape under the same
+autocast. The breakdown rows time each part's forward+backward alone (they overlap, so they do not
+sum to the step). Target on a GPU: step <= 1.25x the recurrent stack.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+import crnn
+from crnn.ctc import ctc_loss
+from crnn.data.collate import Batch
+from crnn.training.step import make_optimizer, train_step
+
+NATIVE = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--preset", default=None, help="model preset (default: ds2 on CUDA, small on CPU)")
+    p.add_argument("--cell", default="gru", help="recurrent cell of the model (default: gru)")
+    p.add_argument("--batch", type=int, default=None, help="B (default: 32 on CUDA, 8 on CPU)")
+    p.add_argument("--frames", type=int, default=None, help="output frames T' (default: 400 on CUDA, 200 on CPU)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="autocast dtype (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--repeats", type=int, default=None, help="timed steps (default: 20 on CUDA, 3 on CPU)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    return p
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    def once() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        once()
+    return statistics.median(once() for _ in range(repeats))
+
+
+def make_batch(model: crnn.CRNN, batch: int, frames: int, vocab: int, device: torch.device) -> Batch:
+    """Random waveforms whose frontend output is exactly ``frames`` long, and random labels of frames/4."""
+    sr = int(model.cfg.frontend_args["sample_rate"])
+    samples = int(frames * model.frame_shift * sr)
+    while int(model.output_lengths(torch.tensor([samples]))[0]) < frames:
+        samples += int(model.frame_shift * sr) // 4 or 1
+    x = 0.1 * torch.randn(batch, samples, device=device)
+    x_lens = torch.full((batch,), samples, device=device)
+    labels = frames // 4
+    y = torch.randint(1, vocab, (batch, labels), device=device)
+    y_lens = torch.full((batch,), labels, device=device)
+    return Batch(x, x_lens, y, y_lens, [""] * batch, [""] * batch)
+
+
+def main(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    preset = args.preset or ("ds2" if cuda else "small")
+    B = args.batch or (32 if cuda else 8)
+    T = args.frames or (400 if cuda else 200)
+    precision = args.precision or ("bf16" if cuda else "fp32")
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    repeats = args.repeats or (20 if cuda else 3)
+    vocab = 29
+
+    model = crnn.create_model(preset, vocab_size=vocab, cell=args.cell).to(device).train()
+    batch = make_batch(model, B, T, vocab, device)
+    optimizer = make_optimizer(model, lr=1e-4, weight_decay=1e-2)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    params = list(model.parameters())
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+    step_s = median_seconds(lambda: train_step(model, batch, optimizer, scaler, amp_dtype, 5.0, params),
+                            device, args.warmup, repeats)
+
+    # Reference: the library's own recurrent stack of this shape, on the frontend's output.
+    D, H, L = model.frontend.output_size, model.cfg.hidden_size, model.cfg.num_layers
+    native_cls = NATIVE.get(args.cell, nn.GRU)
+    native = native_cls(D, H, num_layers=L, bidirectional=model.cfg.bidirectional, batch_first=True).to(device)
+    feats_in = torch.randn(B, T, D, device=device, requires_grad=True)
+
+    def native_fb() -> None:
+        with autocast():
+            out = native(feats_in)[0]
+        out.float().sum().backward()
+
+    native_s = median_seconds(native_fb, device, args.warmup, repeats)
+
+    # Breakdown: each part forward+backward alone.
+    lengths = torch.full((B,), T, device=device)
+
+    def frontend_fb() -> None:
+        with autocast():
+            f, _ = model.frontend(batch.x, batch.x_lens)
+        f.float().sum().backward()
+
+    def encoder_fb() -> None:
+        with autocast():
+            f, _, _ = model.encoder(feats_in, lengths)
+        f.float().sum().backward()
+
+    enc_out = torch.randn(B, T, model.num_features, device=device, requires_grad=True)
+
+    def head_ctc_fb() -> None:
+        with autocast():
+            lp = model.forward_head(enc_out)
+        ctc_loss(lp, lengths, batch.y, batch.y_lens).backward()
+
+    def optimizer_only() -> None:
+        optimizer.step()
+
+    parts = [(f"frontend ({model.cfg.frontend}: log-mel + conv)", frontend_fb),
+             (f"encoder (crnn {args.cell} x{L})", encoder_fb), ("head + CTC", head_ctc_fb),
+             ("optimizer (fused AdamW)", optimizer_only)]
+    part_s = [(name, median_seconds(fn, device, args.warmup, repeats)) for name, fn in parts]
+
+    if cuda:
+        name = torch.cuda.get_device_name(device)
+    else:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        name = f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, load {load:.1f})"
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"device: {name}; torch {torch.__version__}; {precision}")
+    print(f"preset {preset} ({n_params / 1e6:.1f} M params, cell {args.cell} {L}x{H}, "
+          f"{'bi' if model.cfg.bidirectional else 'uni'}directional); B={B}, {batch.x.shape[1]} samples -> "
+          f"T'={T} frames of D={D}; median of {repeats}\n")
+    print(f"| what | ms | x {native_cls.__name__} stack |")
+    print("|---|---:|---:|")
+    print(f"| torch.nn.{native_cls.__name__} stack alone (forward+backward) | {native_s * 1e3:.1f} | 1.00 |")
+    print(f"| **whole training step** | {step_s * 1e3:.1f} | {step_s / native_s:.2f} |")
+    for pname, s in part_s:
+        print(f"| {pname} | {s * 1e3:.1f} | {s / native_s:.2f} |")
+    verdict = "met" if step_s <= 1.25 * native_s else "not met"
+    print(f"\nstep / recurrent stack = {step_s / native_s:.2f} (target <= 1.25 on a GPU: {verdict})")
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
