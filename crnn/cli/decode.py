@@ -50,6 +50,8 @@ def main(args: argparse.Namespace) -> int:
     except (CheckpointError, RuntimeError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.stream:
+        return stream_main(args, model, decoder)
     suffixes = AUDIO_SUFFIXES if model.cfg.frontend == "audio" else VIDEO_SUFFIXES
     paths = expand_inputs(args.inputs, suffixes)
     if not paths:
@@ -86,6 +88,72 @@ def main(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _chunks_of(path: str, sample_rate: int, chunk: int):
+    """Waveform chunks (S_i,) of a file, or of 16-bit little-endian mono PCM on stdin for ``-``."""
+    import numpy as np
+    import torch
+
+    if path == "-":
+        while True:
+            data = sys.stdin.buffer.read(2 * chunk)
+            if not data:
+                return
+            data = data[: len(data) // 2 * 2]
+            yield torch.from_numpy(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0)
+        return
+    from crnn.data.audio import read_audio
+
+    wav = read_audio(path, sample_rate)  # AudioReadError names the file
+    for i in range(0, wav.numel(), chunk):
+        yield wav[i:i + chunk]
+
+
+def stream_main(args: argparse.Namespace, model, decoder) -> int:
+    """``--stream``: feed each input chunk by chunk as if it arrived live; partial and final transcripts."""
+    import torch
+
+    from crnn.data.audio import AudioReadError
+    from crnn.inference import AUDIO_SUFFIXES, FileResult, expand_inputs
+    from crnn.streaming import StreamingError, StreamingRecognizer
+
+    try:
+        stream = StreamingRecognizer(model)
+    except StreamingError as e:
+        print(f"error: {args.checkpoint}: {e}", file=sys.stderr)
+        return 2
+    sr = int(model.cfg.frontend_args["sample_rate"])
+    chunk = max(1, int(args.chunk_ms / 1000 * sr))
+    paths = [p for item in args.inputs for p in ([item] if item == "-" else expand_inputs([item], AUDIO_SUFFIXES))]
+    nbest = getattr(args, "nbest", 1) or 1
+    failed = 0
+    for path in paths:
+        stream.reset()
+        shown = ""
+        try:
+            for piece in _chunks_of(path, sr, chunk):
+                stream.accept(piece)
+                if args.partial and stream.text != shown:
+                    shown = stream.text
+                    print(f"{path}\tpartial\t{shown}", flush=True)
+        except AudioReadError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"path": path, "error": str(e)}), flush=True)
+            continue
+        stream.finish()
+        lp = stream.frames  # (T', V): the final decoder (beam, LM, ...) sees the whole utterance
+        hyps = decoder(lp[None], torch.tensor([lp.size(0)], device=lp.device))[0]
+        r = FileResult(path, hyps, duration=stream.n_samples / sr)
+        if args.json:
+            print(json.dumps(result_json(r, nbest)), flush=True)
+        else:
+            print(f"{path}\t{hyps[0].text}", flush=True)
+    if failed:
+        print(f"{failed} of {len(paths)} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("decode", help="transcribe files with a checkpoint", description=__doc__)
     p.add_argument("inputs", nargs="+", help="audio/video files, frame folders, or folders of files")
@@ -96,6 +164,12 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, help="file reading processes (default: 0 for a few files, else up to 4)")
     p.add_argument("--threads", type=int, help="CPU compute threads (default: the cores the readers leave free)")
+    st = p.add_argument_group("streaming (forward-only audio models)")
+    st.add_argument("--stream", action="store_true",
+                    help="feed each input chunk by chunk as it would arrive live; '-' reads 16-bit mono PCM "
+                         "at the model's rate from stdin")
+    st.add_argument("--chunk-ms", type=float, default=100.0, help="chunk length in milliseconds (default: 100)")
+    st.add_argument("--partial", action="store_true", help="also print 'path<TAB>partial<TAB>text' as it grows")
     try:
         from crnn.decoding.options import add_decode_args
 

@@ -135,6 +135,10 @@ class AudioFrontend(nn.Module):
             for _ in range(self.cfg.time_masks):
                 spec = self.time_mask(spec)
             feats = spec.transpose(1, 2) * length_mask(n, feats.size(1)).unsqueeze(-1)
+        return self.convolve(feats, n)
+
+    def convolve(self, feats: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conv stack alone: log-mel (B, T, n_mels), frames (B,) -> (B, T', D), lengths (B,)."""
         x = feats.unsqueeze(1)  # (B, 1, T, F)
         for conv, ts in zip(self.convs, self.time_strides):
             x = conv(x)  # (B, C, T/ts, F/2)
