@@ -141,3 +141,25 @@ def test_video_tiny_on_cuda_matches_cpu():
         got, ol = model.cuda()(x.cuda(), lengths.cuda())
     torch.testing.assert_close(got.cpu(), ref, atol=1e-3, rtol=1e-3)
     assert ol.tolist() == [6, 4]
+
+
+def test_video_model_as_a_backbone(tmp_path):
+    """A trained-style round trip: save, load, forward_features on clips, a new head on top."""
+    from crnn.data.actions import actions_tokenizer
+    from crnn.training.checkpoint import save_checkpoint
+
+    tok = actions_tokenizer()
+    model = crnn.create_model("video_tiny", vocab_size=len(tok), height=32, width=32, hidden_size=24)
+    model.tokenizer = tok
+    model = crnn.load_model(save_checkpoint(tmp_path / "v.pt", model, {}))
+    clips = make_input((3, 32, 32), B=2, T=24)
+    lengths = torch.tensor([24, 13])
+    with torch.no_grad():
+        feats, n = model.forward_features(clips, lengths)
+    assert feats.shape == (2, 6, model.num_features) and n.tolist() == model.output_lengths(lengths).tolist()
+    assert feats[1, int(n[1]):].abs().max() == 0  # frames past each length are zero
+    head = torch.nn.Linear(model.num_features, 3)  # the user's own task on top of the features
+    feats, n = model.forward_features(clips, lengths)
+    head(feats).sum().backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    assert model.frame_shift == pytest.approx(0.4)  # 10 fps, x4 temporal subsampling
