@@ -2,6 +2,7 @@
 lexicon, hotwords, grammar, timestamps, CTM, the Decoder interface and agreement with peers."""
 from __future__ import annotations
 
+import math
 import argparse
 import importlib.util
 import itertools
@@ -345,3 +346,15 @@ def test_cuda_matches_cpu(tmp_path):
         for a, b in zip(cpu, gpu):
             assert [h.tokens for h in a] == [h.tokens for h in b]
             assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)
+
+
+def test_lexicon_never_returns_nothing_when_every_beam_ends_inside_a_word(tmp_path):
+    lex = tmp_path / "words.txt"
+    lex.write_text("the\ncatched\n")
+    lp = the_cet()  # spells "the cat": with a narrow beam every surviving prefix ends inside "catched"
+    out = Decoder(CHARS, DecodeOptions(beam_size=2, lexicon=str(lex)))(lp[None], torch.tensor([lp.size(0)]))[0]
+    assert len(out) == 1 and out[0].text.startswith("the ca") and math.isfinite(out[0].score)
+    assert "catched".startswith(out[0].text.split()[-1])  # the best prefix as it stands
+    # A wide beam still finds a complete labeling when one exists, and then the constraint holds.
+    wide = Decoder(CHARS, DecodeOptions(beam_size=64, lexicon=str(lex)))(lp[None], torch.tensor([lp.size(0)]))[0]
+    assert set(wide[0].text.split()) <= {"the", "catched"}

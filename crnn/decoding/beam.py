@@ -109,10 +109,12 @@ def ctc_beam_search(
         scorers: extra score terms (LM fusion, lexicon, hotwords, grammar); see ``Scorer``.
 
     Returns:
-        Per utterance, up to ``nbest`` hypotheses, best first. ``score`` is the natural-log
+        Per utterance, up to ``nbest`` hypotheses (at least one), best first. ``score`` is the natural-log
         probability of the labeling (summed over its alignments) plus the scorers' terms; ``spans``
         hold each token's first frame (where the best surviving prefix emitted it) up to the end of
-        the run of frames whose best token it is.
+        the run of frames whose best token it is. When no prefix left in the beam satisfies the
+        scorers' end-of-utterance terms (e.g. all end inside a lexicon word), those terms are
+        dropped for that utterance, so it still gets its best prefixes.
     """
     if log_probs.dim() != 3:
         raise ValueError(f"log_probs must be (B, T, V), got shape {tuple(log_probs.shape)}")
@@ -255,9 +257,14 @@ def ctc_beam_search(
         back_parent.append(torch.where(active, bp_parent, keep_idx))
         back_token.append(torch.where(active, bp_token, 0))
 
-    total = torch.logaddexp(pb, pnb) + skipped_after[:, None] + extra
+    unconstrained = torch.logaddexp(pb, pnb) + skipped_after[:, None] + extra
+    total = unconstrained
     for s in scorers:
         total = total + s.final(sstate, last)
+    # Where no surviving prefix meets the end constraints (every beam ends inside a lexicon word,
+    # say), return the best prefixes as they stand rather than nothing.
+    stuck = torch.isneginf(total).all(dim=1, keepdim=True)  # (B, 1)
+    total = torch.where(stuck, unconstrained, total)
     n = max(1, min(int(nbest), K))
     best, order = total.topk(n, dim=1)  # (B, n)
     tokens = _backtrack(back_parent, back_token, order)
