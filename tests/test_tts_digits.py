@@ -44,6 +44,7 @@ def test_prepare_digits_unseen_test_speakers(tmp_path):
         seen = {row[key] for row in splits["train"]}
         assert not seen & {row[key] for row in splits["test"]}
         assert not seen & {row[key] for row in splits["dev"]}
+    assert set((out / "words.txt").read_text().split()) == DIGITS  # the recipe's lexicon
     noisy = [row["snr"] is not None for rows in splits.values() for row in rows]
     assert 0 < sum(noisy) < len(noisy)
     # Same seed, same corpus.

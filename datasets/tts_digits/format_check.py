@@ -2,7 +2,9 @@
 report how often each format gives the 16 kHz WAV's transcript.
 
     python datasets/tts_digits/format_check.py --checkpoint runs/digits/best.pt \
-        --manifest data/tts_digits/test.jsonl --n 100
+        --manifest data/tts_digits/test.jsonl --n 100 [--beam 8 --lexicon digit_words.txt]
+
+Takes the decoding flags of ``crnn decode`` (``--beam``, ``--lexicon``, ``--lm``, ...).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torchaudio.functional as AF
 import crnn
 from crnn.data.audio import read_audio
 from crnn.data.manifest import read_manifest
+from crnn.decoding.options import Decoder, add_decode_args, options_from_args
 from crnn.inference import transcribe_files
 
 FORMATS = {  # name -> (suffix, sample rate, channels)
@@ -30,9 +33,11 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--manifest", required=True)
     p.add_argument("--n", type=int, default=100, help="utterances to check")
+    add_decode_args(p)
     args = p.parse_args()
 
     model = crnn.load_model(args.checkpoint)
+    decoder = Decoder(model.tokenizer, options_from_args(args), model.frame_shift)
     rows = read_manifest(args.manifest)[: args.n]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -48,14 +53,16 @@ def main() -> None:
                 path = tmp / f"u{i:04d}_{name}{suffix}"
                 sf.write(path, data.numpy(), rate)
                 files[name].append(str(path))
-        texts = {name: [r.hypotheses[0].text if r.hypotheses else None for r in transcribe_files(model, paths)]
+        texts = {name: [r.hypotheses[0].text if r.hypotheses else None for r in transcribe_files(model, paths, decoder)]
                  for name, paths in files.items()}
     refs = [row["text"] for row in rows]
     base = texts.pop("wav16k")
     print(f"16 kHz WAV: {sum(b == r for b, r in zip(base, refs))}/{len(rows)} exactly right")
     for name, hyps in texts.items():
         same = sum(h == b for h, b in zip(hyps, base))
-        print(f"{name:>14}: same transcript as the 16 kHz WAV on {same}/{len(rows)} ({100 * same / len(rows):.0f}%)")
+        right = sum(h == r for h, r in zip(hyps, refs))
+        print(f"{name:>14}: same transcript as the 16 kHz WAV on {same}/{len(rows)} ({100 * same / len(rows):.1f}%), "
+              f"exactly right {right}/{len(rows)}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ and variants are split into disjoint train/dev/test sets, so dev and test speake
 in training. Needs Debian's espeak-ng (``apt-get install espeak-ng sox``).
 
 Writes ``<out>/audio/<split>/*.flac``, ``<out>/{train,dev,test}.jsonl`` (rows ``path, text, duration,
-voice, variant, speed, pitch, gap, snr``) and ``<out>/speakers.json`` (the voice/variant split).
+voice, variant, speed, pitch, gap, snr``), ``<out>/speakers.json`` (the voice/variant split) and
+``<out>/words.txt`` (the ten digit words: a lexicon for ``--lexicon``).
 """
 from __future__ import annotations
 
@@ -148,6 +149,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speakers.json").write_text(json.dumps(speakers, indent=1) + "\n")
+    (out / "words.txt").write_text("\n".join(DIGITS) + "\n")  # the lexicon for constrained decoding
 
     jobs = make_jobs(args, speakers)
     noiser = WaveAugment(AugmentConfig(noise_snr=(5.0, 25.0), noise_prob=1.0), args.sample_rate)
