@@ -158,3 +158,25 @@ def test_short_training_drops_the_loss():
         losses.append(loss.item())
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
+
+
+def test_codec_look_resembles_a_real_mp4_roundtrip(tmp_path):
+    """Training clips may get the look of lossy coding; it must bring them closer to what an mp4 gives back."""
+    from crnn.data.video import codec_degrade, read_video, write_video
+
+    frames, _, _ = generate_clip(clip_rng("test", 0, 1))
+    clean = torch.from_numpy(frames)
+    decoded = read_video(write_video(tmp_path / "c.mp4", clean, fps=10.0))
+    degraded = codec_degrade(clean, np.random.default_rng(0))
+    assert degraded.dtype == torch.uint8 and degraded.shape == clean.shape
+    err_clean = (clean.float() - decoded.float()).abs().mean()
+    err_degraded = (degraded.float() - decoded.float()).abs().mean()
+    assert err_degraded < 0.9 * err_clean, (err_degraded, err_clean)
+
+    # About half of the training clips get it, validation clips never.
+    train = ActionsDataset(40, seed=3, split="train", train=True, speed=0.0)
+    plain = ActionsDataset(40, seed=3, split="train", train=False)
+    changed = [not torch.equal(train[i]["signal"], plain[i]["signal"]) for i in range(40)]
+    assert 8 <= sum(changed) <= 32
+    assert not any(not torch.equal(a["signal"], b["signal"]) for a, b in
+                   zip(ActionsDataset(5, split="valid"), ActionsDataset(5, split="valid", codec_prob=1.0)))

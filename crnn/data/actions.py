@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from crnn.data.tokenizer import Tokenizer
-from crnn.data.video import augment_indices, write_video
+from crnn.data.video import augment_indices, codec_degrade, write_video
 
 ACTIONS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "rotate", "flash", "still")
 SPLITS = {"train": 0, "valid": 1, "test": 2}  # part of every clip's random seed: splits never overlap
@@ -185,9 +185,12 @@ class ActionsDataset(Dataset):
         split: ``"train"``, ``"valid"`` or ``"test"``; splits never share a clip. (Default: ``"train"``
             when ``train`` is set, else ``"valid"``)
         config: ActionsConfig. (Default: ActionsConfig())
-        train: apply temporal augmentation (random ±``speed`` clip-length rescaling). Horizontal flip is
+        train: apply temporal augmentation (random ±``speed`` clip-length rescaling) and, to a share
+            ``codec_prob`` of the clips, the look of lossy video coding (``codec_degrade``), so that a
+            model trained on rendered frames reads the same clips saved as mp4. Horizontal flip is
             never applied: it would turn move_left into move_right. (Default: False)
         speed: the rescaling range in training. (Default: 0.2)
+        codec_prob: share of training clips given the codec look. (Default: 0.5)
         fresh_each_epoch: draw new clips every epoch (``set_epoch``); epoch 0 gives the same clips
             as ``write_action_clips``. (Default: ``train``)
 
@@ -196,13 +199,14 @@ class ActionsDataset(Dataset):
     """
 
     def __init__(self, n: int, seed: int = 0, split: str | None = None, config: ActionsConfig | None = None,
-                 train: bool = False, speed: float = 0.2, fresh_each_epoch: bool | None = None):
+                 train: bool = False, speed: float = 0.2, fresh_each_epoch: bool | None = None,
+                 codec_prob: float = 0.5):
         split = split or ("train" if train else "valid")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         self.n, self.seed, self.split = n, seed, split
         self.config = config or ActionsConfig()
-        self.train, self.speed = train, speed
+        self.train, self.speed, self.codec_prob = train, speed, codec_prob
         self.fresh_each_epoch = train if fresh_each_epoch is None else fresh_each_epoch
         self.tokenizer = actions_tokenizer()
         self.epoch = 0  # set by the trainer: fresh clips and new augmentation each epoch
@@ -223,6 +227,10 @@ class ActionsDataset(Dataset):
             aug = np.random.default_rng([SPLITS[self.split], self.seed, i, self.epoch, 1])  # 5 keys: never a clip key
             idx = augment_indices(len(frames), aug, speed=self.speed)
             frames, labels = frames[idx], labels[idx]
+        if self.train and self.codec_prob > 0:
+            aug = np.random.default_rng([SPLITS[self.split], self.seed, i, self.epoch, 2])
+            if aug.random() < self.codec_prob:
+                frames = codec_degrade(frames, aug)
         return {
             "signal": frames,
             "tokens": torch.tensor(self.tokenizer.encode(actions), dtype=torch.long),

@@ -278,6 +278,37 @@ def augment_indices(
     return idx
 
 
+# BT.601 RGB -> YCbCr, the conversion in front of yuv420p video codecs.
+_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def codec_degrade(frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """What lossy yuv420p coding (H.264, VP9, MPEG-4 at common quality) does to clean frames, cheaply.
+
+    Colour is averaged over 2x2 pixel blocks (4:2:0 chroma subsampling), and detail is softened by a
+    3x3 blur of random strength, as quantisation removes fine texture and noise. A model trained on
+    clean rendered frames otherwise misreads the same clips once they are saved as mp4.
+
+    Args:
+        frames: uint8 (T, 3, H, W) with even H and W.
+        rng: draws the blur strength.
+
+    Returns:
+        uint8 (T, 3, H, W).
+    """
+    f = frames.float()
+    ycc = torch.einsum("ij,tjhw->tihw", _YCBCR, f)
+    chroma = F.interpolate(F.avg_pool2d(ycc[:, 1:], 2), scale_factor=2, mode="bilinear", align_corners=False)
+    luma = ycc[:, :1]
+    k = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (k[:, None] * k[None] / 16).expand(1, 1, 3, 3)
+    blurred = F.conv2d(F.pad(luma, (1, 1, 1, 1), mode="replicate"), kernel)
+    strength = float(rng.uniform(0.3, 1.0))
+    luma = luma + strength * (blurred - luma)
+    rgb = torch.einsum("ij,tjhw->tihw", torch.linalg.inv(_YCBCR), torch.cat([luma, chroma], 1))
+    return rgb.round().clamp(0, 255).to(torch.uint8)
+
+
 def hflip(frames: torch.Tensor) -> torch.Tensor:
     """Mirror frames (T, C, H, W) left-right. Never use it where labels name a direction."""
     return frames.flip(-1)
