@@ -12,16 +12,13 @@ ratio to a plain ``torch.nn.GRU`` of the same shape (cuDNN on GPU).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
 import crnn
+from common import machine, median_seconds
 from crnn.encoder import RecurrentEncoder
 
 GPU_SHAPE = dict(batch=32, time=400, hidden=512)
@@ -50,19 +47,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def time_step(fn: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int) -> float:
     """Median seconds of ``fn`` (forward) plus the backward of its output's sum."""
-
-    def once() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn().float().sum().backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    for _ in range(warmup):
-        once()
-    return statistics.median(once() for _ in range(repeats))
+    return median_seconds(lambda: fn().float().sum().backward(), device, warmup, repeats)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -88,12 +73,7 @@ def main(args: argparse.Namespace) -> None:
     baseline = baseline.to(device, dtype)
     base_s = time_step(lambda: baseline(x)[0], device, args.warmup, repeats)
 
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:  # a shared CPU's load changes timings: print it with them
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        name = f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, load {load:.1f})"
-    print(f"device: {name}; torch {torch.__version__}; {args.dtype}")
+    print(f"device: {machine(device)}; torch {torch.__version__}; {args.dtype}")
     print(f"B={B} T={T} D={D} H={H} layers={args.layers} directions={dirs}; median of {repeats}, forward+backward\n")
     print("| cell | ms | x torch.nn.GRU |")
     print("|---|---:|---:|")

@@ -20,8 +20,6 @@ Targets on a GPU: >= 2,000 s of audio per second, and the CLI >= 0.8x the model-
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ import soundfile as sf
 import torch
 
 import crnn
+from common import machine
 from crnn.data.audio import read_audio
 from crnn.data.collate import collate
 from crnn.data.dtmf import dtmf_tokenizer, generate_utterance
@@ -155,13 +154,8 @@ def main(args: argparse.Namespace) -> None:
             if r.returncode != 0:
                 raise SystemExit(f"crnn decode failed:\n{r.stderr}")
 
-    if cuda:
-        name = torch.cuda.get_device_name(device)
-    else:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        name = f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, load {load:.1f})"
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"device: {name}; torch {torch.__version__}")
+    print(f"device: {machine(device)}; torch {torch.__version__}")
     print(f"model: {args.checkpoint or args.preset} ({n_params / 1e6:.2f} M params, {model.cfg.cell}); "
           f"{n_files} WAV files x {seconds:g} s at {sr} Hz = {audio_s:.0f} s of audio; batch {batch_size}, "
           f"{workers} reader worker(s)\n")

@@ -14,16 +14,12 @@ sum to the step). Target on a GPU: step <= 1.25x the recurrent stack.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
-from typing import Callable
 
 import torch
 import torch.nn as nn
 
 import crnn
+from common import machine, median_seconds
 from crnn.ctc import ctc_loss
 from crnn.data.collate import Batch
 from crnn.training.step import make_optimizer, train_step
@@ -44,21 +40,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     return p
-
-
-def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    def once() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    for _ in range(warmup):
-        once()
-    return statistics.median(once() for _ in range(repeats))
 
 
 def make_batch(model: crnn.CRNN, batch: int, frames: int, vocab: int, device: torch.device) -> Batch:
@@ -141,13 +122,8 @@ def main(args: argparse.Namespace) -> None:
              ("optimizer (fused AdamW)", optimizer_only)]
     part_s = [(name, median_seconds(fn, device, args.warmup, repeats)) for name, fn in parts]
 
-    if cuda:
-        name = torch.cuda.get_device_name(device)
-    else:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        name = f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, load {load:.1f})"
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"device: {name}; torch {torch.__version__}; {precision}")
+    print(f"device: {machine(device)}; torch {torch.__version__}; {precision}")
     print(f"preset {preset} ({n_params / 1e6:.1f} M params, cell {args.cell} {L}x{H}, "
           f"{'bi' if model.cfg.bidirectional else 'uni'}directional); B={B}, {batch.x.shape[1]} samples -> "
           f"T'={T} frames of D={D}; median of {repeats}\n")
