@@ -15,13 +15,7 @@ from crnn.data.video import read_video
 from crnn.data.video_dataset import make_video_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster than several fighting over shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_clip_structure_and_determinism():

@@ -20,13 +20,7 @@ CASES = [
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in a.items()) or 'default'}" for n, a, _ in CASES]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster than several fighting over shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_input(shape, B, T, seed=0):

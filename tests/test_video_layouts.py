@@ -16,13 +16,7 @@ from crnn.data.video_dataset import VideoDataset, video_tokenizer
 from crnn.decoding import ctc_greedy
 from crnn.video_metrics import FrameAccuracy, frame_accuracy, frame_predictions, label_error_rate, segment_from_spans
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster than several fighting over shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 GLOSS_COLOURS = {"REGEN": (220, 30, 30), "SONNE": (30, 220, 30), "WIND": (30, 30, 220)}

@@ -94,6 +94,29 @@ class TemporalConvStack(nn.Module):
         return x.transpose(1, 2), lengths  # (B, T', C)
 
 
+class _TemporalStackFrontend(nn.Module):
+    """What "video" and "features" share: time arithmetic from ``self.temporal`` and ``cfg.fps``."""
+
+    temporal: TemporalConvStack
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)
+
+    @property
+    def time_stride(self) -> int:
+        """Input frames per output frame."""
+        return self.temporal.stride
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds between consecutive output frames."""
+        return self.time_stride / self.cfg.fps
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames (B,) -> output frames (B,)."""
+        return self.temporal.output_lengths(lengths)
+
+
 # -- per-frame 2D CNN + temporal blocks ------------------------------------------------------------
 @dataclass
 class VideoFrontendConfig:
@@ -157,7 +180,7 @@ def _load_backbone_weights(module: nn.Module, path: str) -> None:
 
 
 @register_frontend("video")
-class VideoFrontend(nn.Module):
+class VideoFrontend(_TemporalStackFrontend):
     """Frames (B, T, C, H, W) -> normalise -> 2D CNN per valid frame -> temporal blocks -> (B, T', D).
 
     Args:
@@ -192,23 +215,6 @@ class VideoFrontend(nn.Module):
     @classmethod
     def from_args(cls, args: dict) -> "VideoFrontend":
         return cls(_from_args(VideoFrontendConfig, "video", args))
-
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
-
-    @property
-    def time_stride(self) -> int:
-        """Input frames per output frame."""
-        return self.temporal.stride
-
-    @property
-    def frame_shift(self) -> float:
-        """Seconds between consecutive output frames."""
-        return self.time_stride / self.cfg.fps
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Frames (B,) -> output frames (B,)."""
-        return self.temporal.output_lengths(lengths)
 
     def frame_features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, T, D_cnn), zero at padded frames; the CNN sees valid frames only
@@ -366,7 +372,7 @@ class FeaturesFrontendConfig:
 
 
 @register_frontend("features")
-class FeaturesFrontend(nn.Module):
+class FeaturesFrontend(_TemporalStackFrontend):
     """Per-frame features (B, T, D) -> [normalise] -> [temporal blocks] -> (B, T', D')."""
 
     def __init__(self, cfg: FeaturesFrontendConfig):
@@ -381,20 +387,6 @@ class FeaturesFrontend(nn.Module):
     @classmethod
     def from_args(cls, args: dict) -> "FeaturesFrontend":
         return cls(_from_args(FeaturesFrontendConfig, "features", args))
-
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
-
-    @property
-    def time_stride(self) -> int:
-        return self.temporal.stride
-
-    @property
-    def frame_shift(self) -> float:
-        return self.time_stride / self.cfg.fps
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return self.temporal.output_lengths(lengths)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, D) float, lengths (B,) -> (B, T', D'), lengths (B,)."""
