@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import crnn
-from crnn.ctc import ctc_loss
+from train_helpers import fit_batch
 from crnn.data.actions import (ACTIONS, PALETTE, ActionsConfig, ActionsDataset, actions_splits, actions_tokenizer, clip_rng,
                                generate_clip, write_action_clips)
 from crnn.data.collate import collate
@@ -141,15 +141,7 @@ def test_short_training_drops_the_loss():
     batch = collate([ds[i] for i in range(len(ds))])
     model = crnn.create_model("video_tiny", vocab_size=len(tok), height=32, width=32, cnn_grid=2,
                               hidden_size=48, num_layers=1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        lp, ol = model(batch.x, batch.x_lens)
-        loss = ctc_loss(lp, ol, batch.y, batch.y_lens)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_batch(model, batch, 30, lr=3e-3)
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
 

@@ -56,7 +56,7 @@ def test_no_usable_items_is_a_clear_error(dtmf_manifest, tmp_path):
 def test_loss_falls_on_real_training_steps():
     """Overfit one batch of DTMF for a few dozen AdamW steps: the CTC loss must drop clearly."""
     import crnn
-    from crnn.ctc import ctc_loss
+    from train_helpers import fit_batch
     from crnn.data.collate import collate
     from crnn.data.dtmf import DTMFDataset
 
@@ -64,13 +64,5 @@ def test_loss_falls_on_real_training_steps():
     ds = DTMFDataset(8, seed=2, sample_rate=8000)
     batch = collate([ds[i] for i in range(8)])
     model = crnn.create_model("tiny", vocab_size=len(ds.tokenizer), **TINY_MODEL)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(40):
-        lp, n = model(batch.x, batch.x_lens)
-        loss = ctc_loss(lp, n, batch.y, batch.y_lens)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_batch(model, batch, 40, lr=1e-2, optimizer=torch.optim.AdamW)
     assert losses[-1] < 0.5 * losses[0], losses

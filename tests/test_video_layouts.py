@@ -7,7 +7,7 @@ import torch
 from torchvision.io import encode_png
 
 import crnn
-from crnn.ctc import ctc_loss
+from train_helpers import fit_batch
 from crnn.data.breakfast import breakfast_rows
 from crnn.data.collate import BadSample, collate
 from crnn.data.manifest import ManifestError, read_manifest, write_manifest
@@ -68,21 +68,6 @@ def make_breakfast(root, rng, n=6, dim=8):
     return names
 
 
-def train_steps(model, batch, steps, lr=3e-3):
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        lp, ol = model(batch.x, batch.x_lens)
-        loss = ctc_loss(lp, ol, batch.y, batch.y_lens)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
-
-
 def test_segment_and_frame_predictions_on_hand_built_log_probs():
     # Output frames: tok1 tok1 blank blank tok2 blank; stride 2 -> 12 input frames.
     best = [1, 1, 0, 0, 2, 0]
@@ -134,7 +119,7 @@ def test_phoenix_tiny_training_and_wer(tmp_path):
     ds = VideoDataset(train_rows, tok, model.cfg.frontend_args, train=True, speed=0.1)
     batch = collate([ds[i] for i in range(len(ds))])
     assert batch.x.dtype == torch.uint8 and batch.x.shape[2:] == (3, 16, 16) and not batch.skipped
-    losses = train_steps(model, batch, 30)
+    losses = fit_batch(model, batch, 30)
     assert losses[-1] < 0.5 * losses[0], losses
     dev = collate([VideoDataset(dev_rows, tok, model.cfg.frontend_args)[i] for i in range(len(dev_rows))])
     with torch.no_grad():
@@ -178,7 +163,7 @@ def test_breakfast_layout_training_and_frame_accuracy(tmp_path):
         return acc.accuracy
 
     before = accuracy()
-    losses = train_steps(model, batch, 40)
+    losses = fit_batch(model, batch, 40)
     after = accuracy()
     assert losses[-1] < 0.5 * losses[0], losses
     assert after > 0.8 and after > before, (before, after)
