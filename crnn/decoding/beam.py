@@ -11,7 +11,7 @@ add per-extension score terms and carry their own per-beam state.
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 import torch
 
@@ -83,6 +83,159 @@ def _skip_plan(
     return frames, steps, skipped_before, skipped_after
 
 
+
+class _Beams(NamedTuple):
+    """The search state, (B, K) each."""
+
+    pb: torch.Tensor  # log-prob of the prefix's paths ending in blank
+    pnb: torch.Tensor  # ... ending in its last token
+    extra: torch.Tensor  # summed scorer terms
+    hsh: torch.Tensor  # rolling hash of the prefix
+    parent_hsh: torch.Tensor  # hash of the prefix without its last token
+    last: torch.Tensor  # last token (0 for the empty prefix)
+    plen: torch.Tensor  # prefix length
+
+
+class _StepConstants(NamedTuple):
+    keep_idx: torch.Tensor  # (B, K) arange
+    hash_mul: torch.Tensor  # () int64
+    all_tokens: torch.Tensor  # (B, V - 1) every non-blank token
+    beam_base: torch.Tensor  # (B, K) flat offset of each beam's candidates in the (K * C) grid
+
+
+DEAD_HASH = -(2**63)  # never a real prefix hash (probability 2**-64)
+
+
+def _find_parents(hsh: torch.Tensor, parent_hsh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each beam j, the beam i whose hash is j's parent hash (hashes of live beams are unique).
+
+    Args:
+        hsh: (B, K) beam hashes (dead beams hold ``DEAD_HASH``). parent_hsh: (B, K).
+
+    Returns:
+        ``(found, i)``: (B, K) bool and (B, K) index (any value where not found).
+    """
+    K = hsh.size(1)
+    if K <= 32:  # all pairs: a few fused comparisons beat sorting at small beams
+        found, i = (parent_hsh[:, :, None] == hsh[:, None, :]).max(dim=2)  # over i of (B, K_j, K_i)
+        return found, i
+    sorted_h, order = torch.sort(hsh, dim=1)
+    pos = torch.searchsorted(sorted_h, parent_hsh).clamp_max(K - 1)
+    return sorted_h.gather(1, pos) == parent_hsh, order.gather(1, pos)
+
+
+def _frame_step(
+    lp_t: torch.Tensor,
+    cand: torch.Tensor | None,
+    cand_lp: torch.Tensor | None,
+    gap: torch.Tensor | None,
+    active: torch.Tensor | None,
+    beams: _Beams,
+    sstate: dict[str, torch.Tensor],
+    scorers: Sequence[Scorer],
+    consts: _StepConstants,
+) -> tuple[_Beams, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One frame of the search.
+
+    Args:
+        lp_t: (B, V) this frame's log-posteriors.
+        cand, cand_lp: (B, C) the tokens that may extend a prefix at this frame and their
+            log-posteriors, or None for every non-blank token.
+        gap: (B, 1) summed blank log-prob of skipped frames just before this one (``nan``: none),
+            or None when no frame is skipped.
+        active: (B, 1) which utterances still have this frame (None: all).
+        beams, sstate: the search and scorer states.
+
+    Returns:
+        ``(beams, sstate, back_parent, back_token)``: the new states and the (B, K) back-pointers.
+    """
+    pb, pnb, extra, hsh, parent_hsh, last, plen = beams
+    B, K = pb.shape
+    V = lp_t.size(1)
+    if gap is not None:
+        # Skipped pure-blank frames before this one: every path ends in blank there.
+        has_gap = ~torch.isnan(gap)
+        pb = torch.where(has_gap, torch.logaddexp(pb, pnb) + gap.nan_to_num(0.0), pb)
+        pnb = pnb.masked_fill(has_gap, NEG_INF)
+    ptot = torch.logaddexp(pb, pnb)
+    live = ptot > NEG_INF
+
+    # Stay: blank, or a repeat of the last token (the empty prefix has no last token).
+    stay_pb = ptot + lp_t[:, 0:1]
+    lp_last = lp_t.gather(1, last)
+    stay_pnb = pnb + lp_last  # -inf for the empty prefix, whose pnb is -inf
+    # Beam j's prefix minus its last token may be beam i's prefix: then "i + last_j" is j, and
+    # that extension is merged into j's stay.
+    has, mi = _find_parents(hsh.masked_fill(~live, DEAD_HASH), parent_hsh)
+    has = has & live & (plen > 0)  # mi: (B, K) the matching beam i for each j
+    merged = torch.where(last.gather(1, mi) == last, pb.gather(1, mi), ptot.gather(1, mi)) + lp_last
+    # Where the merged-in extension dominates, the back-pointer follows it (for timestamps).
+    via_ext = has & (merged > torch.logaddexp(stay_pb, stay_pnb))
+    stay_pnb = torch.where(has, torch.logaddexp(stay_pnb, merged), stay_pnb)
+
+    # Extensions by the candidate tokens.
+    if cand is None:
+        cand, cand_lp = consts.all_tokens, lp_t[:, 1:]
+        cpos = last - 1  # (B, K) where each beam's last token sits among the candidates (-1: absent)
+    else:
+        found, cpos = (cand[:, None, :] == last[:, :, None]).to(torch.int8).max(dim=2)  # (B, K)
+        cpos = cpos.masked_fill(found == 0, -1)
+    C = cand.size(1)
+    # Extending by a token different from the last one continues every path; repeating the
+    # last token as a new one needs a blank in between, so only pb continues there. Masks and
+    # corrections are scatters into flat (B, K*C) rows (elementwise where/masked_fill on the
+    # whole grid costs several times more on the CPU).
+    ext_pnb = (ptot[:, :, None] + cand_lp[:, None, :]).reshape(B, K * C)
+    rep_at = consts.beam_base + cpos.clamp_min(0)
+    rep_val = torch.where(cpos >= 0, pb + lp_last, ext_pnb.gather(1, rep_at))
+    ext_pnb = ext_pnb.scatter(1, rep_at, rep_val)
+    ext_extra = extra[:, :, None]
+    auxes = []
+    for s in scorers:
+        delta, aux = s.extend(sstate, last, cand)
+        ext_extra = ext_extra + delta
+        auxes.append(aux)
+    ext_extra = ext_extra.expand(B, K, C).reshape(B, K * C)
+    # Stays, then extensions, then one spare column that absorbs the no-op drops below.
+    scores = torch.cat(
+        [torch.logaddexp(stay_pb, stay_pnb) + extra, ext_pnb + ext_extra, ext_pnb.new_full((B, 1), NEG_INF)], dim=1
+    )
+    # Extensions merged into another beam's stay are dropped.
+    scores = scores.scatter(1, torch.where(has & (cpos >= 0), K + mi * C + cpos, K + K * C), NEG_INF)
+    top, sel = scores[:, :-1].topk(K, dim=1, sorted=False)
+    is_stay = sel < K
+    ext_flat = (sel - K).clamp_min(0)
+    src_beam = torch.where(is_stay, sel, ext_flat // C)
+    tok = torch.where(is_stay, 0, cand.gather(1, ext_flat % C))
+    stay_via_ext = is_stay & via_ext.gather(1, src_beam)
+    bp_parent = torch.where(stay_via_ext, mi.gather(1, src_beam), src_beam)
+    bp_token = torch.where(stay_via_ext, last.gather(1, src_beam), tok)
+    dead = top == NEG_INF
+
+    def pick(stay_val: torch.Tensor, ext_val: torch.Tensor) -> torch.Tensor:
+        return torch.where(is_stay, stay_val.gather(1, src_beam), ext_val.reshape(B, K * C).gather(1, ext_flat))
+
+    h_src = hsh.gather(1, src_beam)
+    new = _Beams(
+        pb=stay_pb.gather(1, src_beam).masked_fill(~is_stay, NEG_INF),
+        pnb=pick(stay_pnb, ext_pnb).masked_fill(dead, NEG_INF),
+        extra=pick(extra, ext_extra).masked_fill(dead, 0.0),
+        hsh=torch.where(is_stay, h_src, h_src * consts.hash_mul + tok),
+        parent_hsh=torch.where(is_stay, parent_hsh.gather(1, src_beam), h_src),
+        last=torch.where(is_stay, last.gather(1, src_beam), tok),
+        plen=plen.gather(1, src_beam) + (~is_stay).long(),
+    )
+    new_sstate: dict[str, torch.Tensor] = {}
+    for s, aux in zip(scorers, auxes):
+        new_sstate.update(s.advance(sstate, aux, src_beam, tok, ext_flat))
+    if active is None:
+        return new, new_sstate, bp_parent, bp_token
+    # Finished utterances keep their state.
+    kept = _Beams(*(torch.where(active, n, o) for n, o in zip(new, beams)))
+    kept_sstate = {k: torch.where(active, new_sstate[k], v) for k, v in sstate.items()}
+    return (kept, kept_sstate, torch.where(active, bp_parent, consts.keep_idx), torch.where(active, bp_token, 0))
+
+
 @torch.no_grad()
 def ctc_beam_search(
     log_probs: torch.Tensor,
@@ -132,7 +285,6 @@ def ctc_beam_search(
     frames, steps, skipped_before, skipped_after = _skip_plan(lp, lengths, blank, blank_skip)
     T2 = frames.size(1)
     C = V - 1 if token_prune is None else max(1, min(int(token_prune), V - 1))
-    all_tokens = torch.arange(1, V, device=device).expand(B, V - 1)
 
     # Beam state, (B, K) each. Beam 0 holds the empty prefix; the rest start dead.
     pb = torch.full((B, K), NEG_INF, device=device)
@@ -148,115 +300,35 @@ def ctc_beam_search(
         sstate.update(s.init_state(B, K, device))
     back_parent: list[torch.Tensor] = []
     back_token: list[torch.Tensor] = []
-    keep_idx = torch.arange(K, device=device).expand(B, K)
-    hash_mul = torch.tensor(HASH_MUL, dtype=torch.int64, device=device)
-    cand_pos = torch.arange(C, device=device).expand(B, C)
+    consts = _StepConstants(
+        keep_idx=torch.arange(K, device=device).expand(B, K),
+        hash_mul=torch.tensor(HASH_MUL, dtype=torch.int64, device=device),
+        all_tokens=torch.arange(1, V, device=device).expand(B, V - 1),
+        beam_base=(torch.arange(K, device=device) * C).expand(B, K),  # flat offset of each beam's candidates
+    )
+    beams = _Beams(pb, pnb, extra, hsh, parent_hsh, last, plen)
 
     min_steps = int(steps.min()) if B else 0
     # The searched frames, in order (a view when none is skipped).
     lp_steps = lp if blank_skip is None else lp.gather(1, frames[:, :, None].expand(B, T2, V))
-    dead_hash = torch.iinfo(torch.int64).min  # never a real prefix hash (probability 2**-64)
-    beam_base = (torch.arange(K, device=device) * C).expand(B, K)  # flat offset of each beam's candidates
-    scores = torch.full((B, K + K * C + 1), NEG_INF, device=device)
+    cand_all = cand_lp_all = None
+    if C < V - 1:
+        # Each frame's C most probable non-blank tokens, chosen for all frames at once.
+        cand_lp_all, cand_all = lp_steps[:, :, 1:].topk(C, dim=2)
+        cand_all = cand_all + 1
     for j in range(T2):
-        lp_t = lp_steps[:, j]  # (B, V)
-        if blank_skip is not None:
-            # Skipped pure-blank frames before this one: every path ends in blank there.
-            sb = skipped_before[:, j : j + 1]
-            gap = ~torch.isnan(sb)
-            pb = torch.where(gap, torch.logaddexp(pb, pnb) + sb.nan_to_num(0.0), pb)
-            pnb = pnb.masked_fill(gap, NEG_INF)
-        ptot = torch.logaddexp(pb, pnb)
-        live = ptot > NEG_INF
+        gap = skipped_before[:, j : j + 1] if blank_skip is not None else None
+        active = None if j < min_steps else (j < steps)[:, None]
+        cand = cand_lp = None
+        if cand_all is not None:
+            cand, cand_lp = cand_all[:, j], cand_lp_all[:, j]
+        beams, sstate, bp_parent, bp_token = _frame_step(
+            lp_steps[:, j], cand, cand_lp, gap, active, beams, sstate, scorers, consts
+        )
+        back_parent.append(bp_parent)
+        back_token.append(bp_token)
 
-        # Stay: blank, or a repeat of the last token (the empty prefix has no last token).
-        stay_pb = ptot + lp_t[:, blank : blank + 1]
-        lp_last = lp_t.gather(1, last)
-        stay_pnb = pnb + lp_last  # -inf for the empty prefix, whose pnb is -inf
-        # Beam j's prefix minus its last token may be beam i's prefix: then "i + last_j" is j, and
-        # that extension is merged into j's stay. Found by binary search of parent hashes.
-        sorted_h, order = torch.sort(hsh.masked_fill(~live, dead_hash), dim=1)
-        pos = torch.searchsorted(sorted_h, parent_hsh).clamp_max(K - 1)
-        has = (sorted_h.gather(1, pos) == parent_hsh) & live & (plen > 0)
-        mi = order.gather(1, pos)  # (B, K) the matching beam i for each j
-        merged = torch.where(last.gather(1, mi) == last, pb.gather(1, mi), ptot.gather(1, mi)) + lp_last
-        # Where the merged-in extension dominates, the back-pointer follows it (for timestamps).
-        via_ext = has & (merged > torch.logaddexp(stay_pb, stay_pnb))
-        stay_pnb = torch.where(has, torch.logaddexp(stay_pnb, merged), stay_pnb)
-
-        # Extensions by the candidate tokens.
-        if C < V - 1:
-            cand_lp, cand = lp_t[:, 1:].topk(C, dim=1)
-            cand = cand + 1
-            tokpos = torch.full((B, V), -1, dtype=torch.int64, device=device)
-            tokpos.scatter_(1, cand, cand_pos)
-            cpos = tokpos.gather(1, last)
-        else:
-            cand, cand_lp = all_tokens, lp_t[:, 1:]
-            cpos = last - 1
-        # Extending by a token different from the last one continues every path; repeating the
-        # last token as a new one needs a blank in between, so only pb continues there. Masks and
-        # corrections are scatters into flat (B, K*C) rows (elementwise where/masked_fill on the
-        # whole grid costs several times more on the CPU).
-        ext_pnb = (ptot[:, :, None] + cand_lp[:, None, :]).reshape(B, K * C)
-        rep_at = beam_base + cpos.clamp_min(0)
-        rep_val = torch.where(cpos >= 0, pb + lp_last, ext_pnb.gather(1, rep_at))
-        ext_pnb.scatter_(1, rep_at, rep_val)
-        ext_extra = extra[:, :, None]
-        auxes = []
-        for s in scorers:
-            delta, aux = s.extend(sstate, last, cand)
-            ext_extra = ext_extra + delta
-            auxes.append(aux)
-        ext_extra = ext_extra.expand(B, K, C).reshape(B, K * C)
-        # Stays, then extensions, then one spare column, written in place (no concatenation copy).
-        torch.add(torch.logaddexp(stay_pb, stay_pnb), extra, out=scores[:, :K])
-        torch.add(ext_pnb, ext_extra, out=scores[:, K:-1])
-        # Extensions merged into another beam's stay are dropped (the last column absorbs no-ops).
-        scores.scatter_(1, torch.where(has & (cpos >= 0), K + mi * C + cpos, K + K * C), NEG_INF)
-        top, sel = scores[:, :-1].topk(K, dim=1, sorted=False)
-        is_stay = sel < K
-        ext_flat = (sel - K).clamp_min(0)
-        src_beam = torch.where(is_stay, sel, ext_flat // C)
-        tok = torch.where(is_stay, 0, cand.gather(1, ext_flat % C))
-        stay_via_ext = is_stay & via_ext.gather(1, src_beam)
-        bp_parent = torch.where(stay_via_ext, mi.gather(1, src_beam), src_beam)
-        bp_token = torch.where(stay_via_ext, last.gather(1, src_beam), tok)
-        dead = top == NEG_INF
-
-        def pick(stay_val: torch.Tensor, ext_val: torch.Tensor) -> torch.Tensor:
-            return torch.where(is_stay, stay_val.gather(1, src_beam), ext_val.reshape(B, K * C).gather(1, ext_flat))
-
-        new_pb = stay_pb.gather(1, src_beam).masked_fill(~is_stay, NEG_INF)
-        new_pnb = pick(stay_pnb, ext_pnb).masked_fill(dead, NEG_INF)
-        new_extra = pick(extra, ext_extra).masked_fill(dead, 0.0)
-        h_src = hsh.gather(1, src_beam)
-        new_hsh = torch.where(is_stay, h_src, h_src * hash_mul + tok)
-        new_parent = torch.where(is_stay, parent_hsh.gather(1, src_beam), h_src)
-        new_last = torch.where(is_stay, last.gather(1, src_beam), tok)
-        new_plen = plen.gather(1, src_beam) + (~is_stay).long()
-        new_sstate: dict[str, torch.Tensor] = {}
-        for s, aux in zip(scorers, auxes):
-            new_sstate.update(s.advance(sstate, aux, src_beam, tok, ext_flat))
-
-        if j < min_steps:  # every utterance still running
-            pb, pnb, extra, hsh, parent_hsh = new_pb, new_pnb, new_extra, new_hsh, new_parent
-            last, plen, sstate = new_last, new_plen, new_sstate
-            back_parent.append(bp_parent)
-            back_token.append(bp_token)
-            continue
-        active = (j < steps)[:, None]  # (B, 1); finished utterances keep their state
-        pb = torch.where(active, new_pb, pb)
-        pnb = torch.where(active, new_pnb, pnb)
-        extra = torch.where(active, new_extra, extra)
-        hsh = torch.where(active, new_hsh, hsh)
-        parent_hsh = torch.where(active, new_parent, parent_hsh)
-        last = torch.where(active, new_last, last)
-        plen = torch.where(active, new_plen, plen)
-        sstate = {k: torch.where(active, new_sstate[k], v) for k, v in sstate.items()}
-        back_parent.append(torch.where(active, bp_parent, keep_idx))
-        back_token.append(torch.where(active, bp_token, 0))
-
+    pb, pnb, extra, last = beams.pb, beams.pnb, beams.extra, beams.last
     unconstrained = torch.logaddexp(pb, pnb) + skipped_after[:, None] + extra
     total = unconstrained
     for s in scorers:
