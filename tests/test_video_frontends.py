@@ -111,15 +111,15 @@ def test_bad_arguments_are_named():
         fe(torch.zeros(2, 3, 32, 32), torch.tensor([3, 3]))
 
 
-@pytest.mark.parametrize("preset,shape,out", [("video_tiny", (3, 64, 64), [6, 4]),  # floor(n / 4)
-                                              ("video3d_tiny", (3, 64, 64), [6, 5])])  # strided convs: ceil(n / 4)
-def test_presets_build_models(preset, shape, out):
+@pytest.mark.parametrize("preset,shape,out,shift", [("video_tiny", (3, 64, 64), [12, 8], 0.2),  # floor(n / 2)
+                                                    ("video3d_tiny", (3, 64, 64), [6, 5], 0.4)])  # strided: ceil(n / 4)
+def test_presets_build_models(preset, shape, out, shift):
     model = crnn.create_model(preset, vocab_size=10).eval()
     x = make_input(shape, 2, 24)
     with torch.no_grad():
         lp, ol = model(x, torch.tensor([24, 17]))
-    assert lp.shape == (2, 6, 10) and ol.tolist() == out
-    assert model.frame_shift == pytest.approx(0.4)
+    assert lp.shape == (2, out[0], 10) and ol.tolist() == out
+    assert model.frame_shift == pytest.approx(shift)
     feats = crnn.create_model("features_tiny", vocab_size=5, input_dim=12)
     lp, ol = feats(torch.randn(2, 40, 12), torch.tensor([40, 30]))
     assert lp.shape == (2, 10, 5) and ol.tolist() == [10, 7]
@@ -150,10 +150,10 @@ def test_video_model_as_a_backbone(tmp_path):
     lengths = torch.tensor([24, 13])
     with torch.no_grad():
         feats, n = model.forward_features(clips, lengths)
-    assert feats.shape == (2, 6, model.num_features) and n.tolist() == model.output_lengths(lengths).tolist()
+    assert feats.shape == (2, 12, model.num_features) and n.tolist() == model.output_lengths(lengths).tolist()
     assert feats[1, int(n[1]):].abs().max() == 0  # frames past each length are zero
     head = torch.nn.Linear(model.num_features, 3)  # the user's own task on top of the features
     feats, n = model.forward_features(clips, lengths)
     head(feats).sum().backward()
     assert all(p.grad is not None for p in model.encoder.parameters())
-    assert model.frame_shift == pytest.approx(0.4)  # 10 fps, x4 temporal subsampling
+    assert model.frame_shift == pytest.approx(0.2)  # 10 fps, x2 temporal subsampling
