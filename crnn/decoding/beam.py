@@ -4,9 +4,10 @@ Each utterance keeps ``K`` distinct prefixes with blank / non-blank ending proba
 (``pb``, ``pnb``). Per frame, every prefix either *stays* (blank, or a repeat of its last token) or
 is *extended* by one of ``C`` candidate tokens. An extension can only coincide with another beam's
 stay when that beam's prefix is this prefix plus one token, so equal prefixes are found by looking
-up each beam's parent hash among the beam hashes (a sort and a binary search), merged, and the
-duplicate extension dropped. The loop runs over frames only; optional scorers (LM, lexicon, hotwords, grammar)
-add per-extension score terms and carry their own per-beam state.
+up each beam's parent hash among the beam hashes (all pairs, or a sort and a binary search at wide
+beams), merged, and the duplicate extension dropped. The loop runs over frames only (one
+``_frame_step`` each); optional scorers (LM, lexicon, hotwords, grammar) add per-extension score
+terms and carry their own per-beam state.
 """
 from __future__ import annotations
 
@@ -94,6 +95,15 @@ class _Beams(NamedTuple):
     parent_hsh: torch.Tensor  # hash of the prefix without its last token
     last: torch.Tensor  # last token (0 for the empty prefix)
     plen: torch.Tensor  # prefix length
+
+
+def _initial_beams(B: int, K: int, device: torch.device) -> _Beams:
+    """Beam 0 holds the empty prefix (probability 1, ending in blank); the other K - 1 start dead."""
+    pb = torch.full((B, K), NEG_INF, device=device)
+    pb[:, 0] = 0.0
+    zeros = torch.zeros(B, K, dtype=torch.int64, device=device)
+    return _Beams(pb=pb, pnb=torch.full((B, K), NEG_INF, device=device), extra=torch.zeros(B, K, device=device),
+                  hsh=zeros, parent_hsh=zeros, last=zeros, plen=zeros)
 
 
 class _StepConstants(NamedTuple):
@@ -286,15 +296,7 @@ def ctc_beam_search(
     T2 = frames.size(1)
     C = V - 1 if token_prune is None else max(1, min(int(token_prune), V - 1))
 
-    # Beam state, (B, K) each. Beam 0 holds the empty prefix; the rest start dead.
-    pb = torch.full((B, K), NEG_INF, device=device)
-    pb[:, 0] = 0.0
-    pnb = torch.full((B, K), NEG_INF, device=device)
-    extra = torch.zeros(B, K, device=device)  # summed scorer terms
-    hsh = torch.zeros(B, K, dtype=torch.int64, device=device)
-    parent_hsh = torch.zeros(B, K, dtype=torch.int64, device=device)
-    last = torch.zeros(B, K, dtype=torch.int64, device=device)
-    plen = torch.zeros(B, K, dtype=torch.int64, device=device)
+    beams = _initial_beams(B, K, device)
     sstate: dict[str, torch.Tensor] = {}
     for s in scorers:
         sstate.update(s.init_state(B, K, device))
@@ -306,7 +308,6 @@ def ctc_beam_search(
         all_tokens=torch.arange(1, V, device=device).expand(B, V - 1),
         beam_base=(torch.arange(K, device=device) * C).expand(B, K),  # flat offset of each beam's candidates
     )
-    beams = _Beams(pb, pnb, extra, hsh, parent_hsh, last, plen)
 
     min_steps = int(steps.min()) if B else 0
     # The searched frames, in order (a view when none is skipped).
