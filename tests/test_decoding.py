@@ -358,3 +358,21 @@ def test_lexicon_never_returns_nothing_when_every_beam_ends_inside_a_word(tmp_pa
     # A wide beam still finds a complete labeling when one exists, and then the constraint holds.
     wide = Decoder(CHARS, DecodeOptions(beam_size=64, lexicon=str(lex)))(lp[None], torch.tensor([lp.size(0)]))[0]
     assert set(wide[0].text.split()) <= {"the", "catched"}
+
+
+@pytest.mark.parametrize("K", [6, 32, 40])  # all-pairs compare up to 32, sort + binary search above
+def test_parent_lookup_finds_the_beam_one_token_shorter(K):
+    """Each beam's parent hash is found among the beam hashes exactly where a beam holds it."""
+    from crnn.decoding.beam import _find_parents
+
+    g = torch.Generator().manual_seed(K)
+    hsh = torch.stack([torch.randperm(10 * K, generator=g)[:K] for _ in range(3)])  # unique per row
+    parent = torch.where(torch.rand(3, K, generator=g) < 0.5, hsh.gather(1, torch.randint(0, K, (3, K), generator=g)),
+                         torch.randint(10 * K, 20 * K, (3, K), generator=g))  # half point at a beam, half nowhere
+    found, idx = _find_parents(hsh, parent)
+    for b in range(3):
+        for j in range(K):
+            where = (hsh[b] == parent[b, j]).nonzero().flatten().tolist()
+            assert bool(found[b, j]) == bool(where)
+            if where:
+                assert int(idx[b, j]) == where[0]
