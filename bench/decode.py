@@ -35,7 +35,7 @@ import jiwer
 import numpy as np
 import torch
 
-from crnn.data.tokenizer import Tokenizer
+from crnn.tokenizer import Tokenizer
 from crnn.decoding import DecodeOptions, Decoder
 from crnn.decoding.lm import build_kneser_ney, write_arpa
 

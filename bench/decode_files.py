@@ -37,7 +37,7 @@ from crnn.data.collate import collate
 from crnn.data.dtmf import dtmf_tokenizer, generate_utterance
 from crnn.decoding import ctc_greedy
 from crnn.inference import transcribe_files
-from crnn.training.checkpoint import save_checkpoint
+from crnn.checkpoint import save_checkpoint
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,8 @@ from crnn.cells import ScanLayer, StepLayer, get_cell, list_cells, register_cell
 from crnn.config import ModelConfig
 from crnn.decoding import Hypothesis, ctc_beam_search, ctc_greedy
 from crnn.frontends import list_frontends, register_frontend
-from crnn.model import CRNN, create_model, list_models, load_model
+from crnn.checkpoint import load_model
+from crnn.model import CRNN, create_model, list_models
 
 __version__ = "0.1.0"
 

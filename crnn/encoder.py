@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from crnn.cells import get_cell
-from crnn.frontends.common import length_mask
+from crnn.lengths import length_mask
 
 
 class RecurrentEncoder(nn.Module):

@@ -1,8 +1,7 @@
-"""CRNN = frontend + recurrent encoder + linear CTC head, plus presets and checkpoint loading."""
+"""CRNN = frontend + recurrent encoder + linear CTC head, and building one from a preset."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -105,46 +104,3 @@ def create_model(name: str = "tiny", vocab_size: int = 0, **overrides: Any) -> C
         else:
             frontend_args[key] = value
     return CRNN(ModelConfig(frontend_args=frontend_args, vocab_size=vocab_size, **preset))
-
-
-CHECKPOINT_FORMAT = "crnn-checkpoint"
-
-
-class CheckpointError(RuntimeError):
-    """A file is not a usable crnn checkpoint."""
-
-
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint dict safely (``weights_only=True``: a foreign file cannot run code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle errors, truncated zips, code-carrying pickles ...
-        raise CheckpointError(f"{path}: not a loadable crnn checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a crnn checkpoint (missing format marker {CHECKPOINT_FORMAT!r})")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
-    """Rebuild a model (with its tokenizer attached) from a checkpoint dict."""
-    from crnn.data.tokenizer import Tokenizer
-
-    try:
-        cfg = ModelConfig.from_dict(ckpt["config"])
-        model = CRNN(cfg)
-    except KeyError as e:
-        raise CheckpointError(
-            f"{source}: {e.args[0]} (a custom cell or frontend must be registered before loading)"
-        ) from None
-    model.load_state_dict(ckpt["state_dict"])
-    model.tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
-    return model
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> CRNN:
-    """Load a trained model from a checkpoint file, in eval mode, tokenizer attached as ``.tokenizer``."""
-    model = model_from_checkpoint(read_checkpoint(path), source=str(path))
-    return model.to(device).eval()

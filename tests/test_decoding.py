@@ -10,7 +10,7 @@ import itertools
 import pytest
 import torch
 
-from crnn.data.tokenizer import Tokenizer
+from crnn.tokenizer import Tokenizer
 from crnn.decoding import (
     DecodeOptions, Decoder, add_decode_args, ctc_beam_search, ctc_greedy, format_ctm, options_from_args,
 )

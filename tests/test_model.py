@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import crnn
-from crnn.model import CheckpointError, load_model, read_checkpoint
-from crnn.training.checkpoint import save_checkpoint
-from crnn.data.tokenizer import Tokenizer
+from crnn.checkpoint import CheckpointError, load_model, read_checkpoint
+from crnn.checkpoint import save_checkpoint
+from crnn.tokenizer import Tokenizer
 
 
 def tiny(**kw):

@@ -13,7 +13,7 @@ from cli_helpers import ROOT, run_cli
 import crnn
 from crnn.data.dtmf import dtmf_tokenizer, generate_utterance
 from crnn.streaming import StreamingError, StreamingRecognizer, stream_file
-from crnn.training.checkpoint import save_checkpoint
+from crnn.checkpoint import save_checkpoint
 
 
 def forward_only_model(cell: str = "gru", time_subsample: int = 2, normalize: str = "global", seed: int = 0):

@@ -9,7 +9,7 @@ import torch
 from cli_helpers import TINY, run_cli
 
 import crnn
-from crnn.model import read_checkpoint
+from crnn.checkpoint import read_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -140,7 +140,7 @@ def test_video_tiny_on_cuda_matches_cpu():
 def test_video_model_as_a_backbone(tmp_path):
     """A trained-style round trip: save, load, forward_features on clips, a new head on top."""
     from crnn.data.actions import actions_tokenizer
-    from crnn.training.checkpoint import save_checkpoint
+    from crnn.checkpoint import save_checkpoint
 
     tok = actions_tokenizer()
     model = crnn.create_model("video_tiny", vocab_size=len(tok), height=32, width=32, hidden_size=24)

@@ -24,7 +24,7 @@ from typing import Callable, Union
 import torch
 import torch.nn as nn
 
-from crnn.frontends.common import length_mask
+from crnn.lengths import length_mask
 
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from crnn.cells.base import StepLayer
 from crnn.cells.registry import register_cell
-from crnn.frontends.common import length_mask
+from crnn.lengths import length_mask
 
 
 def g(x: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from crnn.cli.common import add_plugin_arg, load_plugins
@@ -35,16 +34,14 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from crnn.inference import AUDIO_SUFFIXES, VIDEO_SUFFIXES, expand_inputs, transcribe_files
-    from crnn.model import CheckpointError, load_model
-    from crnn.training.trainer import pick_device
+    from crnn.checkpoint import CheckpointError, load_model
+    from crnn.runtime import cpu_threads, pick_device
 
     load_plugins(args.plugin)
     try:
         device = pick_device(args.device)
         if device.type == "cpu":
-            # Decoding runs many small ops per frame: oversubscribed cores cost far more than they give.
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            torch.set_num_threads(args.threads or max(1, cores - (args.workers or 1)))
+            torch.set_num_threads(cpu_threads(args.workers or 1, requested=args.threads))
         model = load_model(args.checkpoint, device=device)
         decoder = build_decoder(args, model)
     except (CheckpointError, RuntimeError, FileNotFoundError, ValueError) as e:

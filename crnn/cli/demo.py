@@ -32,9 +32,9 @@ def write_samples(folder: Path, n: int, seed: int) -> list[tuple[Path, str]]:
 
 def main(args: argparse.Namespace) -> int:
     from crnn.inference import transcribe_files
-    from crnn.model import load_model
+    from crnn.checkpoint import load_model
     from crnn.training import TrainConfig, train
-    from crnn.training.trainer import pick_device
+    from crnn.runtime import pick_device
 
     out = Path(args.out)
     cfg = TrainConfig(out=str(out), task="dtmf", device=args.device, max_minutes=args.minutes, seed=args.seed,

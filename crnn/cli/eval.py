@@ -73,7 +73,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from crnn.data.manifest import read_manifest
     from crnn.data.sampler import BucketBatchSampler
     from crnn.metrics import error_counts
-    from crnn.model import load_model
+    from crnn.checkpoint import load_model
 
     device = _device(args.device)
     model = load_model(args.checkpoint, device=device)

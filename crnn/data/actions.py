@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from crnn.data.tokenizer import Tokenizer
+from crnn.tokenizer import Tokenizer
 from crnn.data.video import augment_indices, codec_degrade, write_video
 
 ACTIONS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "rotate", "flash", "still")

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from crnn.data.audio import AudioReadError, audio_duration, read_audio
 from crnn.data.collate import BadSample
-from crnn.data.tokenizer import Tokenizer, UnknownSymbolError
+from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 SPEECH_KEEP = "a-z' "  # regex character class of the characters speech transcripts keep
 

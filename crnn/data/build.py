@@ -8,7 +8,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from crnn.data.tokenizer import Tokenizer, UnknownSymbolError
+from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 AUDIO_EXT = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
 FEATURE_EXT = {".npy"}

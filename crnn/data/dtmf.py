@@ -83,7 +83,7 @@ def generate_utterance(
 
 def dtmf_tokenizer():
     """The 16-key vocabulary (plus blank)."""
-    from crnn.data.tokenizer import Tokenizer
+    from crnn.tokenizer import Tokenizer
 
     return Tokenizer(list(KEYS), kind="char")
 

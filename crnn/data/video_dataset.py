@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from crnn.data.collate import BadSample
-from crnn.data.tokenizer import Tokenizer, UnknownSymbolError
+from crnn.tokenizer import Tokenizer, UnknownSymbolError
 from crnn.data.video import (FOLDER_FPS, VideoReadError, augment_indices, fit_frames, hflip, read_features,
                              read_video, resample_indices, video_fps)
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from crnn.data.tokenizer import Tokenizer, UnknownSymbolError
+from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 
 def read_word_list(path: str | Path) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from crnn.data.tokenizer import Tokenizer
+from crnn.tokenizer import Tokenizer
 from crnn.decoding.beam import ctc_beam_search
 from crnn.decoding.greedy import ctc_greedy
 from crnn.decoding.hypothesis import Hypothesis

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from crnn.data.tokenizer import Tokenizer
+from crnn.tokenizer import Tokenizer
 from crnn.decoding.beam import HASH_MUL
 from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import EOS, SPACE, UNK, TensorLM, lookup

@@ -1,7 +1,7 @@
 """Word (or label) items with times and confidences from a decoded hypothesis, and CTM lines."""
 from __future__ import annotations
 
-from crnn.data.tokenizer import Tokenizer
+from crnn.tokenizer import Tokenizer
 from crnn.decoding.hypothesis import Hypothesis
 
 

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torchaudio
 
 from crnn.frontends import register_frontend
-from crnn.frontends.common import conv_out_length, length_mask
+from crnn.lengths import conv_out_length, length_mask
 
 
 @dataclass

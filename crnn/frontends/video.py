@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from crnn.frontends import register_frontend
-from crnn.frontends.common import conv_out_length, length_mask
+from crnn.lengths import conv_out_length, length_mask
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

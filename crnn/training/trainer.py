@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import random
 import sys
 import time
@@ -21,33 +20,12 @@ from crnn.data.build import (DEFAULT_PRESET, MODALITY_OF_FRONTEND, DataBundle, m
 from crnn.data.collate import Batch, collate
 from crnn.decoding.greedy import ctc_greedy
 from crnn.metrics import error_counts
-from crnn.model import CRNN, create_model, model_from_checkpoint, read_checkpoint
+from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from crnn.model import CRNN, create_model
+from crnn.runtime import cpu_threads, pick_device
 from crnn.training import distributed as dist_utils
-from crnn.training.checkpoint import save_checkpoint
 from crnn.training.config import TrainConfig
 from crnn.training.step import make_optimizer, train_step
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def cpu_threads(cfg: TrainConfig, world: int = 1) -> int:
-    """Compute threads per process on the CPU: the cores left after data workers, shared among ranks.
-
-    Recurrent layers run many small matmuls per time step; oversubscribed cores make OpenMP threads
-    spin at every step, which costs far more than it gains.
-    """
-    if cfg.threads:
-        return cfg.threads
-    workers = cfg.workers if cfg.workers is not None else 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(world, 1) - workers)
 
 
 def seed_everything(seed: int) -> None:
@@ -185,7 +163,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.cuda.set_device(device)
     main = rank == 0
     if device.type == "cpu":
-        torch.set_num_threads(cpu_threads(cfg, world))
+        torch.set_num_threads(cpu_threads(cfg.workers if cfg.workers is not None else 1, world, cfg.threads))
     out = Path(cfg.out)
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -390,7 +368,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _label_tokenizer(texts: list[str]):
-    from crnn.data.tokenizer import Tokenizer
+    from crnn.tokenizer import Tokenizer
 
     return Tokenizer.build(texts, kind="label")
 

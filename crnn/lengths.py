@@ -1,4 +1,4 @@
-"""Helpers shared by frontends."""
+"""Length arithmetic shared by frontends, cells and the encoder: masks and conv output lengths."""
 from __future__ import annotations
 
 import torch
