@@ -38,17 +38,30 @@ def save_checkpoint(path: str | Path, model: CRNN, train_state: dict[str, Any] |
         "state_dict": core.state_dict(),
         "train_state": train_state or {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot write checkpoint ({e.strerror or e}); the previous one is kept") from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(ckpt, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint gets the process's usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "write" in str(e).lower()):
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise CheckpointError(f"{path}: cannot write checkpoint ({reason}); the previous one is kept") from None
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -65,8 +78,27 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+def validate_checkpoint(ckpt: dict, source: str = "checkpoint") -> None:
+    """Check a checkpoint dict's structure; raises CheckpointError naming ``source`` and what is wrong."""
+    version = ckpt.get("version", 1)
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{source}: checkpoint format version {version!r} is newer than this crnn reads "
+                              f"({CHECKPOINT_VERSION}); upgrade crnn")
+    for key, kind in (("config", dict), ("tokenizer", dict), ("state_dict", dict)):
+        if key not in ckpt:
+            raise CheckpointError(f"{source}: missing {key!r}")
+        if not isinstance(ckpt[key], kind):
+            raise CheckpointError(f"{source}: {key!r} should be a {kind.__name__}, got {type(ckpt[key]).__name__}")
+    if not isinstance(ckpt.get("train_state", {}), dict):
+        raise CheckpointError(f"{source}: 'train_state' should be a dict")
+    bad = [k for k, v in ckpt["state_dict"].items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: state_dict entries that are not tensors: {', '.join(map(str, bad[:5]))}")
+
+
 def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
-    """Rebuild a model (with its tokenizer attached) from a checkpoint dict."""
+    """Rebuild a model (with its tokenizer attached) from a checkpoint dict, checking that its parts agree."""
+    validate_checkpoint(ckpt, source)
     try:
         cfg = ModelConfig.from_dict(ckpt["config"])
         model = CRNN(cfg)
@@ -74,8 +106,25 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
         raise CheckpointError(
             f"{source}: {e.args[0]} (a custom cell or frontend must be registered before loading)"
         ) from None
-    model.load_state_dict(ckpt["state_dict"])
-    model.tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: inconsistent model config ({e})") from None
+    try:
+        tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: unusable vocabulary ({type(e).__name__}: {e})") from None
+    head = ckpt["state_dict"].get("head.weight")
+    if head is not None and head.shape[0] != len(tokenizer):
+        raise CheckpointError(f"{source}: vocabulary has {len(tokenizer)} entries (with blank) but the output "
+                              f"layer has {head.shape[0]}")
+    if cfg.vocab_size != len(tokenizer):
+        raise CheckpointError(f"{source}: config vocab_size {cfg.vocab_size} but the vocabulary has "
+                              f"{len(tokenizer)} entries (with blank)")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:  # missing / unexpected keys, shape mismatches
+        detail = " ".join(str(e).split())
+        raise CheckpointError(f"{source}: weights do not match the model config ({detail[:400]})") from None
+    model.tokenizer = tokenizer
     return model
 
 

@@ -64,15 +64,13 @@ def compare_cells(cells: list[str], base: TrainConfig, out: str | Path) -> list[
 
 def _probe_item(cfg: TrainConfig, model, i: int):
     """A validation-like input for timing: the built-in task's items, or the manifest's first items."""
+    from crnn.data.build import build_builtin, make_dataset, read_rows
+
     if cfg.train_manifest:
-        from crnn.data.build import make_dataset, modality_of_rows, read_rows
-
-        rows = read_rows(cfg.val_manifest or cfg.train_manifest)
-        ds = make_dataset(rows[: 8], model.tokenizer, modality_of_rows(rows), model.cfg, train=False)
+        rows = read_rows(cfg.val_manifest or cfg.train_manifest, cfg.manifest_format)
+        ds = make_dataset(rows[: 8], model.tokenizer, model.modality, model.cfg, train=False)
         return ds[i % len(ds)]
-    from crnn.training.trainer import build_builtin
-
-    bundle = build_builtin(cfg, model.cfg.frontend_args.get("sample_rate"))
+    bundle = build_builtin(cfg.task, 1, 8, cfg.seed, model.cfg.frontend_args.get("sample_rate"))
     return bundle.val[i]
 
 

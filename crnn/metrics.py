@@ -23,13 +23,21 @@ def error_counts(reference: str, hypothesis: str) -> dict[str, int]:
     return out
 
 
+class EmptyMetricError(ValueError):
+    """An error rate was asked for over nothing: no item, or references with no characters."""
+
+
+def rates(totals: dict[str, int], what: str = "error rate") -> dict[str, float]:
+    """CER and WER from summed counts; over zero reference characters it is an error, not 0 %."""
+    if totals["chars"] <= 0 or totals["words"] <= 0:
+        raise EmptyMetricError(f"{what}: no reference {'characters' if totals['chars'] <= 0 else 'words'} to score")
+    return {"cer": totals["char_errors"] / totals["chars"], "wer": totals["word_errors"] / totals["words"]}
+
+
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
-    """Corpus CER and WER (total edits / total reference length)."""
+    """Corpus CER and WER (total edits / total reference length); raises EmptyMetricError over nothing."""
     totals = {"chars": 0, "words": 0, "char_errors": 0, "word_errors": 0}
     for r, h in zip(references, hypotheses, strict=True):
         for k, v in error_counts(r, h).items():
             totals[k] += v
-    return {
-        "cer": totals["char_errors"] / max(totals["chars"], 1),
-        "wer": totals["word_errors"] / max(totals["words"], 1),
-    }
+    return rates(totals)

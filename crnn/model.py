@@ -41,6 +41,11 @@ class CRNN(nn.Module):
         self.tokenizer = None  # attached by load_model / the trainer; not part of the state dict
 
     @property
+    def modality(self) -> str:
+        """What the model reads: ``"audio"``, ``"video"`` or ``"features"`` (its frontend's modality)."""
+        return self.frontend.modality
+
+    @property
     def frame_shift(self) -> float | None:
         return getattr(self.frontend, "frame_shift", None)
 

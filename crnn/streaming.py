@@ -42,8 +42,9 @@ class StreamingRecognizer:
     """
 
     def __init__(self, model: CRNN, context: int = 3):
-        if model.cfg.frontend != "audio":
-            raise StreamingError(f"streaming needs an audio model; this one's frontend is {model.cfg.frontend!r}")
+        if model.modality != "audio" or not hasattr(model.frontend, "log_mel"):
+            raise StreamingError(f"streaming needs a model with the log-mel audio frontend; this one's frontend "
+                                 f"is {model.cfg.frontend!r}")
         if model.cfg.bidirectional:
             raise StreamingError("streaming needs forward-only recurrent layers: this model is bidirectional "
                                  "(train one with --unidirectional)")
@@ -129,10 +130,7 @@ class StreamingRecognizer:
             return
         start = self.n_mel * fe.hop - self.sample_offset
         stop = (total - 1) * fe.hop + fe.n_fft - self.sample_offset
-        with torch.autocast(device_type=self.device.type, enabled=False):
-            spec = fe.mel(self.samples[start:stop][None])  # (1, n_mels, k), center=False: exact frames
-            feats = torch.log(spec + 1e-6)[0].T  # (k, n_mels)
-        feats = self._normalize(feats)
+        feats = self._normalize(fe.log_mel(self.samples[start:stop][None])[0])  # (k, n_mels)
         self.mel = torch.cat([self.mel, feats])
         self.n_mel = total
         keep_from = total * fe.hop  # the next frame's first sample
@@ -140,12 +138,9 @@ class StreamingRecognizer:
         self.sample_offset = keep_from
 
     def _normalize(self, feats: torch.Tensor) -> torch.Tensor:
-        mode = self.fe.cfg.normalize
-        if mode == "global":
-            return (feats - self.fe.global_mean) / self.fe.global_std
-        if mode == "none":
-            return feats
-        # "utterance": statistics of everything heard so far (offline uses the whole utterance)
+        """The frontend's normalisation; per-utterance statistics are those of everything heard so far."""
+        if self.fe.cfg.normalize != "utterance":
+            return self.fe.normalize(feats, None, None)
         f64 = feats.double()
         self.stats[0] += f64.size(0)
         self.stats[1] += f64.sum(0)
@@ -153,7 +148,7 @@ class StreamingRecognizer:
         count = self.stats[0].clamp(min=1)
         mean = self.stats[1] / count
         var = (self.stats[2] / count - mean ** 2).clamp(min=0)
-        return ((f64 - mean) / torch.sqrt(var + 1e-5)).float()
+        return self.fe.normalize(f64, mean, var).float()
 
     def _complete_outputs(self) -> int:
         """Output frames whose receptive field (up to mel frame S*j + lookahead) has arrived."""

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from crnn.tokenizer import Tokenizer
-from crnn.decoding import (
-    DecodeOptions, Decoder, add_decode_args, ctc_beam_search, ctc_greedy, format_ctm, options_from_args,
-)
+from crnn.cli.decode_args import add_decode_args, options_from_args
+from crnn.decoding import DecodeOptions, Decoder, ctc_beam_search, ctc_greedy, format_ctm
 from crnn.decoding.lm import build_kneser_ney, write_arpa
 
 

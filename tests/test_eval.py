@@ -48,7 +48,7 @@ def test_eval_cli_matches_metrics(tmp_path):
          "--out", str(tmp_path / "hyps.jsonl"), "--batch-size", "2", "--device", "cpu"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # one file failed: reported, counted, and the exit status says so
     assert "broken.wav" in r.stderr and "1 skipped" in r.stdout
 
     out = [json.loads(line) for line in (tmp_path / "hyps.jsonl").read_text().splitlines()]

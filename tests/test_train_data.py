@@ -37,7 +37,7 @@ def test_bad_files_and_impossible_labels_are_skipped_not_fatal(dtmf_manifest, tm
     summary = train(quiet(out=str(tmp_path), train_manifest=str(bad_manifest), val_manifest=str(manifest),
                           epochs=1))
     err = capsys.readouterr().err
-    assert "label needs 799 frames under CTC" in err and "item 13" in err   # reported before training
+    assert "label needs 799 frames under CTC" in err and "item 14" in err   # reported before training (1-based)
     assert "corrupt.wav" in err and "skipped 1 unreadable" in err
     assert (tmp_path / "best.pt").is_file()
     row = next(csv.DictReader(open(tmp_path / "log.csv")))
@@ -49,7 +49,7 @@ def test_no_usable_items_is_a_clear_error(dtmf_manifest, tmp_path):
     root, _ = dtmf_manifest
     m = root / "only_bad.jsonl"
     m.write_text(json.dumps({"path": "dtmf_00000.wav", "text": "1" * 500, "duration": 0.5}) + "\n")
-    with pytest.raises(ValueError, match="no usable training items"):
+    with pytest.raises(ValueError, match="no usable item"):
         train(quiet(out=str(tmp_path), train_manifest=str(m), epochs=1))
 
 

@@ -7,7 +7,8 @@ from torchvision.io import encode_jpeg, encode_png
 from crnn.data.collate import BadSample, collate
 from crnn.data.video import (VideoReadError, augment_indices, center_crop, hflip, random_crop, read_features,
                              read_video, resample_indices, video_fps, write_video)
-from crnn.data.video_dataset import VideoDataset, video_tokenizer
+from crnn.data.build import make_tokenizer
+from crnn.data.video_dataset import VideoDataset
 
 
 def ramp_clip(n: int = 20, h: int = 32, w: int = 48) -> torch.Tensor:
@@ -119,7 +120,7 @@ def test_video_dataset_reads_and_skips_bad(tmp_path):
         {"path": str(tmp_path / "bad.mp4"), "text": "wave"},
         {"path": str(tmp_path / "a.mp4"), "text": "jump"},  # unknown label
     ]
-    tok = video_tokenizer(["wave point", "point"])
+    tok = make_tokenizer(["wave point", "point"], "video")
     ds = VideoDataset(rows, tok, {"fps": 10, "height": 16, "width": 16})
     item = ds[0]
     assert item["signal"].shape == (10, 3, 16, 16) and item["signal"].dtype == torch.uint8  # 20 -> 10 fps
@@ -150,7 +151,7 @@ def test_clip_loader_matches_eval_dataset_and_pickles(tmp_path):
     cfg = crnn.create_model("video_tiny", vocab_size=3, height=16, width=16, crop_margin=0.25).cfg
     load = pickle.loads(pickle.dumps(clip_loader(cfg)))  # DataLoader workers pickle it
     frames = load(str(tmp_path / "a.mp4"))
-    item = VideoDataset([{"path": str(tmp_path / "a.mp4"), "text": "a"}], video_tokenizer(["a"]),
+    item = VideoDataset([{"path": str(tmp_path / "a.mp4"), "text": "a"}], make_tokenizer(["a"], "video"),
                         cfg.frontend_args)[0]
     assert frames.shape == (10, 3, 16, 16) and torch.equal(frames, item["signal"])
     with pytest.raises(VideoReadError, match="gone.mp4"):

@@ -12,7 +12,8 @@ from crnn.data.breakfast import breakfast_rows
 from crnn.data.collate import BadSample, collate
 from crnn.data.manifest import ManifestError, read_manifest, write_manifest
 from crnn.data.phoenix import phoenix_rows
-from crnn.data.video_dataset import VideoDataset, video_tokenizer
+from crnn.data.build import make_tokenizer
+from crnn.data.video_dataset import VideoDataset
 from crnn.decoding import ctc_greedy
 from crnn.video_metrics import FrameAccuracy, frame_accuracy, frame_predictions, label_error_rate, segment_from_spans
 
@@ -103,7 +104,7 @@ def test_phoenix_layout_rows_and_errors(tmp_path):
         phoenix_rows(tmp_path, "dev")
     # A missing frame folder is a skipped sample naming it.
     missing = dict(rows[0], path=str(tmp_path / "gone"))
-    tok = video_tokenizer([r["text"] for r in rows])
+    tok = make_tokenizer([r["text"] for r in rows], "video")
     item = VideoDataset([missing], tok, {"fps": 25})[0]
     assert isinstance(item, BadSample) and "gone" in item.reason
 
@@ -112,7 +113,7 @@ def test_phoenix_tiny_training_and_wer(tmp_path):
     torch.manual_seed(0)
     make_phoenix(tmp_path, np.random.default_rng(1))
     train_rows, dev_rows = phoenix_rows(tmp_path, "train"), phoenix_rows(tmp_path, "dev")
-    tok = video_tokenizer([r["text"] for r in train_rows])
+    tok = make_tokenizer([r["text"] for r in train_rows], "video")
     assert tok.symbols == sorted(GLOSS_COLOURS)
     model = crnn.create_model("video_tiny", vocab_size=len(tok), height=16, width=16, fps=25.0, cnn_grid=1,
                               cnn_dim=32, temporal_channels=32, temporal_pools=1, hidden_size=32, num_layers=1)
@@ -145,7 +146,7 @@ def test_breakfast_layout_training_and_frame_accuracy(tmp_path):
     rows = read_manifest(tmp_path / "bf.jsonl")
     assert json.loads((tmp_path / "bf.jsonl").read_text().splitlines()[0])["path"].startswith("features/")
 
-    tok = video_tokenizer([r["text"] for r in rows])
+    tok = make_tokenizer([r["text"] for r in rows], "video")
     model = crnn.create_model("features_tiny", vocab_size=len(tok), input_dim=8, temporal_pools=1,
                               temporal_channels=32, hidden_size=32, num_layers=1)
     ds = VideoDataset(rows, tok, model.cfg.frontend_args, train=False)

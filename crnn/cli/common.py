@@ -28,6 +28,44 @@ def load_plugins(plugins: list[str]) -> None:
             importlib.import_module(spec)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error otherwise, never a traceback or a silent clamp)."""
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    return _number(text, float, lambda v: v > 0, "a number > 0")
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float, lambda v: True, "a finite number")
+
+
+def fraction(text: str) -> float:
+    return _number(text, float, lambda v: 0 <= v <= 1, "a number between 0 and 1")
+
+
+def open_fraction(text: str) -> float:
+    return _number(text, float, lambda v: 0 < v < 1, "a number strictly between 0 and 1")
+
+
+def _number(text: str, cast, ok, what: str):
+    import argparse
+    import math
+
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if (isinstance(value, float) and not math.isfinite(value)) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
 def parse_key_values(items: list[str]) -> dict:
     """["n_mels=64", "normalize=global"] -> {"n_mels": 64, "normalize": "global"} (numbers/bools parsed)."""
     out = {}

@@ -10,12 +10,9 @@ from crnn.cli.common import add_plugin_arg, load_plugins
 
 def build_decoder(args: argparse.Namespace, model):
     """Beam search / LM / lexicon decoder from the CLI options, or greedy when those are absent."""
-    try:
-        from crnn.decoding.options import Decoder, options_from_args
-    except ImportError:
-        from crnn.inference import GreedyDecoder
+    from crnn.cli.decode_args import options_from_args
+    from crnn.decoding import Decoder
 
-        return GreedyDecoder(model.tokenizer, model.frame_shift)
     return Decoder(model.tokenizer, options_from_args(args), model.frame_shift)
 
 
@@ -57,11 +54,7 @@ def main(args: argparse.Namespace) -> int:
     nbest = getattr(args, "nbest", 1) or 1
     failed = 0
     if args.ctm:
-        try:
-            from crnn.decoding.options import format_ctm
-        except ImportError:
-            print("error: --ctm needs the beam-search decoder module", file=sys.stderr)
-            return 2
+        from crnn.decoding import format_ctm
     for r in transcribe_files(model, paths, decoder, batch_size=args.batch_size, device=device,
                               workers=args.workers):
         if r.error:
@@ -167,11 +160,8 @@ def register(subparsers) -> None:
                          "at the model's rate from stdin")
     st.add_argument("--chunk-ms", type=float, default=100.0, help="chunk length in milliseconds (default: 100)")
     st.add_argument("--partial", action="store_true", help="also print 'path<TAB>partial<TAB>text' as it grows")
-    try:
-        from crnn.decoding.options import add_decode_args
+    from crnn.cli.decode_args import add_decode_args
 
-        add_decode_args(p)
-    except ImportError:
-        pass
+    add_decode_args(p)
     add_plugin_arg(p)
     p.set_defaults(func=main)

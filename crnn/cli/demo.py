@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
     from crnn.runtime import pick_device
 
     out = Path(args.out)
-    cfg = TrainConfig(out=str(out), task="dtmf", device=args.device, max_minutes=args.minutes, seed=args.seed,
+    cfg = TrainConfig(out=str(out), overwrite=True, task="dtmf", device=args.device, max_minutes=args.minutes, seed=args.seed,
                       **{**DTMF_DEFAULTS, **({"epochs": args.epochs} if args.epochs else {})})
     print(f"training on built-in DTMF key strings -> {out}", file=sys.stderr)
     summary = train(cfg)

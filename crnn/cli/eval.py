@@ -2,7 +2,9 @@
 
 Speech models report CER and WER; video and feature models report the label error rate (WER with
 labels as words) and, where the manifest has frame-level ground truth, frame accuracy from the
-forced alignment of the reference labels.
+forced alignment of the reference labels. Rows training would drop (missing files, empty
+transcripts, unknown symbols, infeasible labels, negative durations) are dropped and reported the
+same way here, and the exit status is 1 if any item could not be scored.
 
 Example::
 
@@ -13,137 +15,98 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
-import torch
-from torch.utils.data import DataLoader
-
-try:  # shared decoding flags (beam, LM, ...) when that module is present
-    from crnn.decoding.options import Decoder, add_decode_args, options_from_args
-except ImportError:
-    Decoder = add_decode_args = options_from_args = None  # type: ignore[assignment]
+from crnn.cli.common import add_plugin_arg, load_plugins, non_negative_int, positive_int
+from crnn.cli.decode_args import add_decode_args, options_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval", help="decode a manifest and report CER / WER",
-        description="Decode every utterance of a manifest (JSONL / NeMo / CSV / TSV or a LibriSpeech folder) "
+        description="Decode every utterance of a manifest (JSONL / NeMo / CSV / TSV or a corpus folder) "
                     "and print corpus CER and WER.",
     )
-    p.add_argument("manifest", help="manifest file or LibriSpeech folder with reference transcripts")
+    p.add_argument("manifest", help="manifest file or corpus folder with reference transcripts")
     p.add_argument("--checkpoint", required=True, help="trained model checkpoint (.pt)")
+    p.add_argument("--manifest-format", default=None, help="force the manifest/corpus layout reader")
     p.add_argument("--out", help="write per-utterance JSON lines: path, reference, hypothesis, errors")
-    p.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default: 16)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per batch (default: 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
-    if add_decode_args is not None:
-        add_decode_args(p)
+    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default: 0)")
+    add_decode_args(p)
+    add_plugin_arg(p)
     p.set_defaults(func=run)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def evaluate_manifest(args: argparse.Namespace):
+    """Decode the manifest; returns ``(EvalResult, modality, prescan skips)`` and writes ``--out`` rows."""
+    from torch.utils.data import DataLoader
 
-
-def _make_decoder(args: argparse.Namespace, model: Any):
-    """(log_probs (B, T, V), lengths (B,)) -> list of hypothesis texts."""
-    if Decoder is not None:
-        try:
-            decoder = Decoder(model.tokenizer, options_from_args(args), frame_shift=model.frame_shift)
-        except (ValueError, OSError) as e:  # bad flag values, unreadable LM / lexicon files
-            raise SystemExit(f"decoding options: {e}") from None
-        return lambda lp, lens: [nbest[0].text for nbest in decoder(lp, lens)]  # best of the n-best
-    from crnn.decoding import ctc_greedy
-
-    return lambda lp, lens: [model.tokenizer.decode(h.tokens) for h in ctc_greedy(lp, lens)]
-
-
-@torch.no_grad()
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    """Decode the manifest; returns totals ``{cer, wer, char_errors, chars, word_errors, words, utterances,
-    skipped}`` and writes ``--out`` rows when asked."""
-    from crnn.data.audio_dataset import AudioDataset
-    from crnn.data.build import MODALITY_OF_FRONTEND, modality_of_rows
-    from crnn.data.collate import collate
-    from crnn.data.video_dataset import make_video_dataset
-    from crnn.video_metrics import FrameAccuracy, frame_accuracy
-    from crnn.data.manifest import read_manifest
-    from crnn.data.sampler import BucketBatchSampler
-    from crnn.metrics import error_counts
     from crnn.checkpoint import load_model
+    from crnn.data.build import make_dataset, prescan, read_rows
+    from crnn.data.collate import collate
+    from crnn.data.media import modality_of_rows
+    from crnn.data.sampler import BucketBatchSampler
+    from crnn.decoding import Decoder
+    from crnn.runtime import pick_device
+    from crnn.training.evaluate import evaluate
 
-    device = _device(args.device)
+    device = pick_device(args.device)
     model = load_model(args.checkpoint, device=device)
-    rows = read_manifest(args.manifest)
+    rows = read_rows(args.manifest, args.manifest_format)
     if not rows:
-        raise SystemExit(f"{args.manifest}: no utterances")
-    modality = MODALITY_OF_FRONTEND.get(model.cfg.frontend, "audio")
-    if modality != modality_of_rows(rows):
-        raise SystemExit(f"{args.manifest}: holds {modality_of_rows(rows)} data, but the model in {args.checkpoint} "
-                         f"reads {modality} (frontend {model.cfg.frontend!r})")
-    if modality == "audio":
-        dataset = AudioDataset(rows, model.tokenizer, int(model.cfg.frontend_args["sample_rate"]))
-        lengths = dataset.lengths()
-    else:
-        dataset = make_video_dataset(rows, model.tokenizer, model.cfg, train=False)
-        lengths = [float(n) for n in dataset.lengths()]
+        raise ValueError(f"{args.manifest}: no utterances")
+    if model.modality != modality_of_rows(rows):
+        raise ValueError(f"{args.manifest}: holds {modality_of_rows(rows)} data, but the model in {args.checkpoint} "
+                         f"reads {model.modality} (frontend {model.cfg.frontend!r})")
+    decoder = Decoder(model.tokenizer, options_from_args(args), frame_shift=model.frame_shift)
+    rows, dropped = prescan(rows, model.tokenizer, model)
+    for line in dropped:
+        print(f"skipped {line}", file=sys.stderr)
+    dataset = make_dataset(rows, model.tokenizer, model.modality, model.cfg, train=False)
+    lengths = [float(n) for n in dataset.lengths()]
     # Length-sorted batches waste little compute on padding; order does not change the metrics.
     sampler = BucketBatchSampler(lengths, max_items=args.batch_size, shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=args.workers)
-    decode = _make_decoder(args, model)
-    frames = FrameAccuracy()
-
-    totals = {"char_errors": 0, "chars": 0, "word_errors": 0, "words": 0, "utterances": 0, "skipped": 0}
     out = open(args.out, "w", encoding="utf-8") if args.out else None
+
+    def write_row(path: str, ref: str, hyp: str, counts: dict) -> None:
+        if out:
+            out.write(json.dumps({"path": path, "reference": ref, "hypothesis": hyp, "errors": counts},
+                                 ensure_ascii=False) + "\n")
+
     try:
-        for batch in loader:
-            for bad in batch.skipped:
-                print(f"skipped {bad.path}: {bad.reason}", file=sys.stderr)
-            totals["skipped"] += len(batch.skipped)
-            if len(batch) == 0:
-                continue
-            log_probs, lengths = model(batch.x.to(device), batch.x_lens.to(device))  # (B, T', V), (B,)
-            if batch.frame_labels is not None:
-                tokens = [y[:n].tolist() for y, n in zip(batch.y, batch.y_lens)]
-                batch_acc = frame_accuracy(log_probs.cpu(), lengths.cpu(), tokens, batch.frame_labels,
-                                           stride=model.frontend.time_stride)
-                frames.correct += batch_acc.correct
-                frames.total += batch_acc.total
-            for path, ref, hyp in zip(batch.paths, batch.texts, decode(log_probs, lengths)):
-                counts = error_counts(ref, hyp)
-                for k, v in counts.items():
-                    totals[k] += v
-                totals["utterances"] += 1
-                if out:
-                    out.write(json.dumps({"path": path, "reference": ref, "hypothesis": hyp, "errors": counts},
-                                         ensure_ascii=False) + "\n")
+        result = evaluate(model, loader, decoder, device=device, on_item=write_row, what=str(args.manifest))
     finally:
         if out:
             out.close()
-    totals["cer"] = totals["char_errors"] / max(totals["chars"], 1)
-    totals["wer"] = totals["word_errors"] / max(totals["words"], 1)
-    totals["modality"] = modality
-    totals["frame_accuracy"] = frames.accuracy if frames.total else None
-    return totals
+    for line in result.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    return result, model.modality, dropped
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise SystemExit("--batch-size must be at least 1")
-    if not Path(args.checkpoint).is_file():
-        raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
-    t = evaluate(args)
-    skipped = f", {t['skipped']} skipped" if t["skipped"] else ""
-    if t["modality"] == "audio":
-        print(f"CER {100 * t['cer']:.2f}% ({t['char_errors']}/{t['chars']} chars)  "
-              f"WER {100 * t['wer']:.2f}% ({t['word_errors']}/{t['words']} words)  {t['utterances']} utterances{skipped}")
+    from crnn.checkpoint import CheckpointError
+
+    load_plugins(args.plugin)
+    try:
+        r, modality, dropped = evaluate_manifest(args)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    failed = len(dropped) + len(r.skipped)
+    skipped = f", {failed} skipped" if failed else ""
+    if modality == "audio":
+        print(f"CER {100 * r.cer:.2f}% ({r.char_errors}/{r.chars} chars)  "
+              f"WER {100 * r.wer:.2f}% ({r.word_errors}/{r.words} words)  {r.items} utterances{skipped}")
     else:
-        acc = "" if t["frame_accuracy"] is None else f"  frame accuracy {100 * t['frame_accuracy']:.2f}%"
-        print(f"label WER {100 * t['wer']:.2f}% ({t['word_errors']}/{t['words']} labels){acc}  "
-              f"{t['utterances']} clips{skipped}")
+        acc = "" if r.frame_accuracy is None else f"  frame accuracy {100 * r.frame_accuracy:.2f}%"
+        print(f"label WER {100 * r.wer:.2f}% ({r.word_errors}/{r.words} labels){acc}  {r.items} clips{skipped}")
     if args.out:
         print(f"per-utterance results: {args.out}")
-    return 0 if t["utterances"] else 1
+    if failed:
+        print(f"error: {failed} item(s) of {args.manifest} could not be scored (see 'skipped' above)", file=sys.stderr)
+    return 1 if failed else 0

@@ -5,39 +5,43 @@ import argparse
 import json
 import sys
 
-from crnn.cli.common import add_plugin_arg, load_plugins, parse_key_values
+from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, parse_key_values,
+                              positive_float, positive_int)
 
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(description="Train a CNN -> RNN -> CTC model")
     d = p.add_argument_group("data")
-    d.add_argument("--out", default="runs/dtmf", help="output folder (best.pt, last.pt, log.csv, tb/)")
+    d.add_argument("--out", default=None,
+                   help="output folder (best.pt, last.pt, log.csv, tb/); default runs/<task> or runs/<manifest name>")
     d.add_argument("--task", default="dtmf", choices=["dtmf", "actions"], help="built-in data when no manifest is given")
     d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
     d.add_argument("--val-manifest", help="validation manifest or folder")
+    d.add_argument("--manifest-format", default=None,
+                   help="force the manifest/corpus layout reader instead of detecting it from the path")
     d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features"])
-    d.add_argument("--train-size", type=int, default=4000, help="built-in data: items per epoch")
-    d.add_argument("--val-size", type=int, default=200, help="built-in data: validation items")
+    d.add_argument("--train-size", type=positive_int, default=4000, help="built-in data: items per epoch")
+    d.add_argument("--val-size", type=positive_int, default=200, help="built-in data: validation items")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, help="preset (crnn info lists them); default depends on the data")
     m.add_argument("--cell", help="recurrent cell name (crnn info lists them)")
-    m.add_argument("--hidden-size", type=int)
-    m.add_argument("--num-layers", type=int)
+    m.add_argument("--hidden-size", type=positive_int)
+    m.add_argument("--num-layers", type=positive_int)
     m.add_argument("--unidirectional", action="store_true", help="forward-only recurrent layers (streamable)")
-    m.add_argument("--dropout", type=float)
+    m.add_argument("--dropout", type=fraction)
     m.add_argument("--layer-norm", action="store_true")
     m.add_argument("--frontend", help="frontend name (audio, video, video3d, features)")
     m.add_argument("--frontend-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="frontend setting, e.g. n_mels=64, normalize=global, time_subsample=4; repeatable")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=10)
-    o.add_argument("--max-minutes", type=float, help="stop after this much training time (after validating)")
-    o.add_argument("--batch-size", type=int, default=32)
-    o.add_argument("--max-frames", type=int, help="length-bucketed batches of at most this many input units")
-    o.add_argument("--lr", type=float, default=3e-3)
-    o.add_argument("--weight-decay", type=float, default=1e-2)
-    o.add_argument("--warmup-steps", type=int, default=200)
-    o.add_argument("--grad-clip", type=float, default=5.0)
+    o.add_argument("--epochs", type=positive_int, default=10)
+    o.add_argument("--max-minutes", type=positive_float, help="stop after this much training time (after validating)")
+    o.add_argument("--batch-size", type=positive_int, default=32)
+    o.add_argument("--max-frames", type=positive_int, help="length-bucketed batches of at most this many input units")
+    o.add_argument("--lr", type=positive_float, default=3e-3)
+    o.add_argument("--weight-decay", type=finite_float, default=1e-2)
+    o.add_argument("--warmup-steps", type=positive_int, default=200)
+    o.add_argument("--grad-clip", type=positive_float, default=5.0)
     o.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     o.add_argument("--no-sortagrad", action="store_true", help="shuffle the first epoch too")
     a = p.add_argument_group("augmentation (training only)")
@@ -46,14 +50,17 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     a.add_argument("--noise-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="additive noise SNR range (dB)")
     a.add_argument("--noise-dir", help="folder of noise recordings (else coloured noise is generated)")
     a.add_argument("--gain", type=float, nargs=2, metavar=("MIN_DB", "MAX_DB"), help="random gain range")
-    a.add_argument("--narrowband", type=float, metavar="P",
+    a.add_argument("--narrowband", type=fraction, metavar="P",
                    help="band-limit this share of utterances to 8 kHz capture (so 8 kHz files read as well)")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
-    r.add_argument("--workers", type=int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
-    r.add_argument("--threads", type=int, help="CPU compute threads (default: cores left free by the workers)")
+    r.add_argument("--workers", type=non_negative_int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
+    r.add_argument("--threads", type=positive_int, help="CPU compute threads (default: cores left free by the workers)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT/last.pt when present")
+    r.add_argument("--overwrite", action="store_true", help="replace the run already in --out (else it is refused)")
+    r.add_argument("--max-bad-fraction", type=fraction, default=0.5,
+                   help="stop when more than this share of the data is unusable (default: %(default)s)")
     r.add_argument("--no-tensorboard", action="store_true")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--summary-json", help="also write the run summary (best CER/WER, time) to this file")
@@ -93,6 +100,7 @@ def config_from_args(args: argparse.Namespace):
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, resume=args.resume,
+        overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction, manifest_format=args.manifest_format,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
     )
 
@@ -103,12 +111,19 @@ def main(args: argparse.Namespace) -> int:
     load_plugins(args.plugin)
     try:
         summary = train(config_from_args(args))
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    best = summary["best_cer"]
-    print(f"best: {summary['best']} (epoch {summary['best_epoch']}, CER {100 * best:.2f}%, "
-          f"WER {100 * summary['best_wer']:.2f}%), {summary['seconds']:.0f} s")
+    if summary.get("rank", 0) != 0:  # under torchrun only rank 0 reports
+        return 0
+    if summary["best"] is None:
+        print(f"no validated epoch: no best.pt; the model is {summary['last']}, {summary['seconds']:.0f} s")
+    else:
+        print(f"best: {summary['best']} (epoch {summary['best_epoch']}, CER {100 * summary['best_cer']:.2f}%, "
+              f"WER {100 * summary['best_wer']:.2f}%), {summary['seconds']:.0f} s")
     if args.summary_json:
         with open(args.summary_json, "w") as f:
             json.dump({k: v for k, v in summary.items() if k != "model"}, f, indent=2)

@@ -14,11 +14,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-# Extensions whose decoding failure means a damaged file rather than a file that is not audio.
-AUDIO_EXTENSIONS = {
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mka", ".mp4",
-    ".aif", ".aiff", ".au", ".caf", ".w64", ".wma",
-}
+from crnn.data.media import AUDIO_EXTENSIONS  # a decoding failure of these means damage, not "not audio"
 
 
 class AudioReadError(RuntimeError):

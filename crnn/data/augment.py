@@ -15,7 +15,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from crnn.data.audio import AUDIO_EXTENSIONS, AudioReadError, read_audio
+from crnn.data.audio import AudioReadError, read_audio
+from crnn.data.media import AUDIO_EXTENSIONS
 
 NOISE_COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^exponent
 

@@ -1,20 +1,30 @@
-"""Turn a TrainConfig into datasets, a tokenizer and the model arguments they imply."""
+"""Assembling a run's data: rows, modality, preset, tokenizer, pre-scan, datasets.
+
+The trainer asks this module for everything data-shaped, so ``train()`` holds only setup, the loop,
+validation and checkpoints; ``crnn eval`` and ``crnn compare`` build their datasets here too.
+"""
 from __future__ import annotations
 
+import os
+import stat
 import string
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import Dataset
 
+from crnn.data.media import modality_of_rows
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
-AUDIO_EXT = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
-FEATURE_EXT = {".npy"}
-# Default preset per modality when the user names none.
+# Preset used when the user names none: per built-in task, and per modality of manifest data.
+BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_tiny"}
+BUILTIN_MODALITY = {"dtmf": "audio", "actions": "video"}
 DEFAULT_PRESET = {"audio": "small", "video": "video_tiny", "features": "features_tiny"}
-MODALITY_OF_FRONTEND = {"audio": "audio", "video": "video", "video3d": "video", "features": "features"}
+
+
+class DataError(ValueError):
+    """The data of a run cannot be used (mostly bad, empty, or of the wrong modality)."""
 
 
 @dataclass
@@ -24,26 +34,44 @@ class DataBundle:
     tokenizer: Tokenizer
     train_lengths: list[float] | None = None  # per item size for bucketing (None: plain batches)
     val_lengths: list[float] | None = None
-    skipped: list[str] = field(default_factory=list)  # items dropped before training, with reasons
 
 
-def modality_of_rows(rows: list[dict]) -> str:
-    """Guess "audio", "video" or "features" from a manifest's paths."""
-    from pathlib import Path
+def read_rows(source: str, manifest_format: str | None = None) -> list[dict]:
+    """Manifest rows of a file or corpus folder (``crnn.data.manifest.read_manifest``)."""
+    from crnn.data.manifest import read_manifest
 
-    for row in rows[:50]:
-        p = Path(row["path"])
-        if p.suffix.lower() in FEATURE_EXT:
-            return "features"
-        if p.suffix.lower() in AUDIO_EXT:
-            return "audio"
-        return "video"  # clips (.mp4/.avi/.mkv/.webm) and frame folders
-    return "audio"
+    if manifest_format:
+        return read_manifest(source, format=manifest_format)
+    return read_manifest(source)
 
 
-def text_tokenizer(texts: list[str]) -> Tokenizer:
-    """Speech transcripts get the speech normalisation policy; anything else (DTMF keys, symbols) is
-    taken character by character as written."""
+def data_modality(task: str, rows: list[dict] | None, requested: str = "auto") -> str:
+    """What the run reads: the user's ``--modality``, else the manifest's file types, else the task's."""
+    if requested != "auto":
+        return requested
+    if rows is not None:
+        return modality_of_rows(rows)
+    if task not in BUILTIN_MODALITY:
+        raise ValueError(f"unknown built-in task {task!r} (choose 'dtmf' or 'actions', or give --train-manifest)")
+    return BUILTIN_MODALITY[task]
+
+
+def resolve_preset(preset: str | None, task: str, modality: str, manifest_data: bool) -> str:
+    """The model preset: the user's, else the built-in task's, else the modality's default."""
+    if preset:
+        return preset
+    return DEFAULT_PRESET[modality] if manifest_data else BUILTIN_PRESET[task]
+
+
+def make_tokenizer(texts: list[str], modality: str) -> Tokenizer:
+    """The tokenizer policy, in one place.
+
+    Speech transcripts (audio data whose text is plain English) get the speech normalisation policy;
+    other audio transcripts (DTMF keys, symbols) are taken character by character as written; video
+    and feature transcripts are space-separated labels (actions, sign glosses).
+    """
+    if modality != "audio":
+        return Tokenizer.build(texts, kind="label")
     allowed = set(string.ascii_letters + " '.,?!;:-\"")
     if all(set(t) <= allowed for t in texts):
         from crnn.data.audio_dataset import speech_tokenizer
@@ -52,10 +80,21 @@ def text_tokenizer(texts: list[str]) -> Tokenizer:
     return Tokenizer.build(texts, kind="char")
 
 
-def read_rows(source: str) -> list[dict]:
-    from crnn.data.manifest import read_manifest
+def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_rate: int | None) -> DataBundle:
+    """The built-in tasks, generated on the fly (fresh training items each epoch, a fixed validation set)."""
+    if task == "dtmf":
+        from crnn.data.dtmf import DTMFDataset
 
-    return read_manifest(source)
+        train = DTMFDataset(train_size, seed=seed * 7 + 1, sample_rate=sample_rate, fresh_each_epoch=True)
+        val = DTMFDataset(val_size, seed=10_007, sample_rate=sample_rate, fresh_each_epoch=False)
+        return DataBundle(train, val, train.tokenizer)
+    if task == "actions":
+        from crnn.data.actions import ActionsDataset, actions_tokenizer
+
+        train = ActionsDataset(train_size, seed=seed * 7 + 1, train=True)
+        val = ActionsDataset(val_size, seed=10_007, train=False)
+        return DataBundle(train, val, actions_tokenizer())
+    raise ValueError(f"unknown built-in task {task!r} (choose 'dtmf' or 'actions', or give --train-manifest)")
 
 
 def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cfg: Any, train: bool,
@@ -73,20 +112,57 @@ def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cf
     return make_video_dataset(rows, tokenizer, model_cfg, train)
 
 
-def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any, modality: str) -> tuple[list[dict], list[str]]:
-    """Drop rows whose label has unknown symbols or cannot fit the model's output frames under CTC.
+def dataset_lengths(ds: Dataset) -> list[float] | None:
+    """Per-item sizes for length bucketing, where the dataset knows them."""
+    fn = getattr(ds, "lengths", None)
+    if fn is None:
+        return None
+    return [float(n) for n in (fn() if callable(fn) else fn)]
+
+
+def file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read as an input file (a stat, not a decode), or None when it looks readable."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file" if not os.path.islink(path) else "broken symbolic link"
+    except PermissionError:
+        return "permission denied"
+    except OSError as e:  # symlink loops (ELOOP), names too long, ...
+        return e.strerror or str(e)
+    if stat.S_ISDIR(st.st_mode):
+        return None  # frame folders and corpus folders are read as a whole
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a FIFO, socket or device)"
+    if st.st_size == 0:
+        return "empty file"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any) -> tuple[list[dict], list[str]]:
+    """Drop rows that cannot train: missing/unreadable files (a stat each), unknown symbols, empty
+    transcripts, negative durations, and labels that cannot fit the model's output frames under CTC.
 
     Uses each row's ``duration`` (audio) or ``num_frames`` (video/features) where present; rows without
     them are checked batch by batch during training instead.
+
+    Returns:
+        (kept rows, one ``"<where>: <reason>"`` line per dropped row)
     """
     import torch
 
     from crnn.ctc import ctc_min_frames
 
     keep, skipped = [], []
-    sr = int(model.cfg.frontend_args.get("sample_rate", 16000)) if modality == "audio" else None
+    sr = int(model.cfg.frontend_args.get("sample_rate", 16000)) if model.modality == "audio" else None
     for i, row in enumerate(rows):
-        where = f"{row['path']} (item {i})"
+        where = row.get("where") or f"{row['path']} (item {i + 1})"
+        problem = file_problem(row["path"])
+        if problem:
+            skipped.append(f"{where}: {row['path']}: {problem}")
+            continue
         try:
             tokens = tokenizer.encode(row["text"])
         except UnknownSymbolError as e:
@@ -95,9 +171,13 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any, modality: str) -
         if not tokens:
             skipped.append(f"{where}: empty transcript")
             continue
+        duration = row.get("duration")
+        if duration is not None and float(duration) < 0:
+            skipped.append(f"{where}: negative duration {float(duration)} s")
+            continue
         size = None
-        if sr and row.get("duration"):
-            size = int(float(row["duration"]) * sr)
+        if sr and duration:
+            size = int(float(duration) * sr)
         elif row.get("num_frames"):
             size = int(row["num_frames"])
         if size is not None:
@@ -110,6 +190,17 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any, modality: str) -
     return keep, skipped
 
 
+def check_bad_fraction(bad: int, total: int, max_fraction: float, what: str, examples: list[str]) -> None:
+    """Stop a run whose data is mostly bad: more than ``max_fraction`` of ``total`` items unusable."""
+    if total == 0 or bad == total:
+        lines = "".join(f"\n  {e}" for e in examples[:5])
+        raise DataError(f"{what}: no usable item ({bad} of {total} unusable){lines}")
+    if bad / total > max_fraction:
+        lines = "".join(f"\n  {e}" for e in examples[:5])
+        raise DataError(f"{what}: {bad} of {total} items unusable ({100 * bad / total:.0f}% > "
+                        f"--max-bad-fraction {100 * max_fraction:.0f}%); first ones:{lines}")
+
+
 def report_skipped(skipped: list[str], what: str, limit: int = 20) -> None:
     if not skipped:
         return
@@ -118,3 +209,28 @@ def report_skipped(skipped: list[str], what: str, limit: int = 20) -> None:
         print(f"  {line}", file=sys.stderr)
     if len(skipped) > limit:
         print(f"  ... and {len(skipped) - limit} more", file=sys.stderr)
+
+
+def manifest_data(rows: list[dict], val_rows: list[dict] | None, tokenizer: Tokenizer, model: Any,
+                  names: tuple[str, str | None], augment: dict | None, max_bad_fraction: float,
+                  verbose: bool = True) -> DataBundle:
+    """Pre-scan manifest rows (stop when mostly bad), then build the training and validation datasets."""
+    train_name, val_name = names
+    n = len(rows)
+    rows, skipped = prescan(rows, tokenizer, model)
+    if verbose:
+        report_skipped(skipped, train_name)
+    check_bad_fraction(len(skipped), n, max_bad_fraction, train_name, skipped)
+    train_ds = make_dataset(rows, tokenizer, model.modality, model.cfg, train=True, augment=augment)
+    val_ds = None
+    if val_rows is not None:
+        n_val = len(val_rows)
+        val_rows, vskipped = prescan(val_rows, tokenizer, model)
+        if verbose:
+            report_skipped(vskipped, str(val_name))
+        if not val_rows:
+            lines = "".join(f"\n  {e}" for e in vskipped[:5])
+            raise DataError(f"{val_name}: no usable validation item ({len(vskipped)} of {n_val} unusable){lines}")
+        val_ds = make_dataset(val_rows, tokenizer, model.modality, model.cfg, train=False)
+    return DataBundle(train_ds, val_ds, tokenizer, dataset_lengths(train_ds),
+                      dataset_lengths(val_ds) if val_ds is not None else None)

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+from crnn.data.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 FOLDER_FPS = 25.0  # frame rate assumed for frame folders (RWTH-PHOENIX-Weather 2014 is 25 fps)
 
 
@@ -51,7 +50,7 @@ def read_video(
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoReadError(
             f"{path}: unsupported video format {path.suffix or '(no extension)'!r} "
-            f"(supported: {', '.join(VIDEO_EXTENSIONS)} or a folder of {'/'.join(IMAGE_EXTENSIONS)} frames)"
+            f"(supported: {', '.join(sorted(VIDEO_EXTENSIONS))} or a folder of .png/.jpg/.jpeg frames)"
         )
     return _read_video_file(path, fps, size)
 
@@ -139,7 +138,7 @@ def list_frames(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
     if not files:
-        raise VideoReadError(f"{folder}: frame folder holds no {'/'.join(IMAGE_EXTENSIONS)} frames")
+        raise VideoReadError(f"{folder}: frame folder holds no .png/.jpg/.jpeg frames")
     return files
 
 

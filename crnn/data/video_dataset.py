@@ -25,12 +25,6 @@ from crnn.data.video import (FOLDER_FPS, VideoReadError, augment_indices, fit_fr
                              read_video, resample_indices, video_fps)
 
 
-def video_tokenizer(transcripts: Sequence[str | Sequence[str]]) -> Tokenizer:
-    """Label vocabulary (actions, sign glosses) built from training transcripts: one token per
-    space-separated label."""
-    return Tokenizer.build(transcripts, kind="label")
-
-
 def read_frame_labels(spec: Any, base: Path | None = None) -> list[str]:
     """Frame-level ground truth as label names: an inline list, a ``.txt`` (one label per line) or ``.npy``."""
     if isinstance(spec, (list, tuple)):

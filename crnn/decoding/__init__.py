@@ -3,11 +3,12 @@ from crnn.decoding.hypothesis import Hypothesis
 from crnn.decoding.greedy import ctc_greedy
 from crnn.decoding.beam import ctc_beam_search
 from crnn.decoding.lm import NGramLM, TensorLM, build_kneser_ney, read_arpa, write_arpa
-from crnn.decoding.options import DecodeOptions, Decoder, add_decode_args, options_from_args
+from crnn.decoding.decoder import DecodeOptions, Decoder
+from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.words import format_ctm, hypothesis_words
 
 __all__ = [
-    "Hypothesis", "ctc_greedy", "ctc_beam_search", "DecodeOptions", "Decoder", "add_decode_args",
-    "options_from_args", "format_ctm", "hypothesis_words", "NGramLM", "TensorLM", "build_kneser_ney",
+    "Hypothesis", "ctc_greedy", "ctc_beam_search", "DecodeOptions", "Decoder", "Lexicon", "Hotwords",
+    "Grammar", "format_ctm", "hypothesis_words", "NGramLM", "TensorLM", "build_kneser_ney",
     "read_arpa", "write_arpa",
 ]

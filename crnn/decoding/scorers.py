@@ -9,7 +9,7 @@ import torch
 
 from crnn.tokenizer import Tokenizer
 from crnn.decoding.beam import HASH_MUL
-from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
+from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import EOS, SPACE, UNK, TensorLM, lookup
 
 NEG_INF = float("-inf")

@@ -1,7 +1,9 @@
 """Frontends turn raw input into a feature sequence: ``(x, lengths) -> (features (B, T', D), lengths)``.
 
-Each frontend is registered by name and built from a plain dict of arguments (stored in the model
-config), which it turns into its own typed config dataclass.
+Each frontend is registered by name with the modality it reads (``audio``, ``video`` or ``features``)
+and built from a plain dict of arguments (stored in the model config), which it turns into its own
+typed config dataclass. The modality picks the file reader (``crnn.data.media.make_reader``), the
+dataset and the decoding path, so a plugin frontend trains, decodes and evaluates through the CLI.
 """
 from __future__ import annotations
 
@@ -9,29 +11,47 @@ from typing import Callable, TypeVar
 
 import torch.nn as nn
 
+from crnn.data.media import MODALITIES
+
 _FRONTENDS: dict[str, type[nn.Module]] = {}
 T = TypeVar("T", bound=type)
 
 
-def register_frontend(name: str) -> Callable[[T], T]:
-    """Class decorator: make a frontend class available as ``name``."""
+def register_frontend(name: str, modality: str = "audio") -> Callable[[T], T]:
+    """Class decorator: make a frontend class available as ``name``, reading ``modality`` inputs.
+
+    The class needs ``from_args(dict)``, ``output_size``, ``output_lengths(lengths)`` and
+    ``forward(x, lengths) -> (features (B, T', D), lengths)``; audio frontends read ``sample_rate``
+    from their arguments (default 16000).
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"frontend {name!r}: modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
 
     def wrap(cls: T) -> T:
         _FRONTENDS[name] = cls
         cls.frontend_name = name
+        cls.modality = modality
         return cls
 
     return wrap
 
 
-def build_frontend(name: str, args: dict) -> nn.Module:
-    """Instantiate the frontend ``name`` from its argument dict."""
+def frontend_class(name: str) -> type[nn.Module]:
     _import_builtins()
     try:
-        cls = _FRONTENDS[name]
+        return _FRONTENDS[name]
     except KeyError:
         raise KeyError(f"unknown frontend {name!r}; registered: {', '.join(list_frontends())}") from None
-    return cls.from_args(args)
+
+
+def frontend_modality(name: str) -> str:
+    """The modality the frontend ``name`` reads."""
+    return frontend_class(name).modality
+
+
+def build_frontend(name: str, args: dict) -> nn.Module:
+    """Instantiate the frontend ``name`` from its argument dict."""
+    return frontend_class(name).from_args(args)
 
 
 def list_frontends() -> list[str]:
@@ -40,9 +60,4 @@ def list_frontends() -> list[str]:
 
 
 def _import_builtins() -> None:
-    from crnn.frontends import audio  # noqa: F401
-
-    try:
-        from crnn.frontends import video  # noqa: F401
-    except ImportError:  # pragma: no cover - optional until the video frontend lands
-        pass
+    from crnn.frontends import audio, video  # noqa: F401

@@ -27,7 +27,7 @@ class AudioFrontendConfig:
     time_mask_width: int = 20     # ... of at most this many frames
 
 
-@register_frontend("audio")
+@register_frontend("audio", modality="audio")
 class AudioFrontend(nn.Module):
     """Waveform -> log-mel -> normalise -> [SpecAugment] -> 2 x (Conv2d, BN, ReLU) -> (B, T', D).
 
@@ -106,23 +106,36 @@ class AudioFrontend(nn.Module):
         """Shortest input (samples) that yields one output frame."""
         return self.n_fft
 
-    def features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Waveform (B, S) -> normalised log-mel (B, T, n_mels), frame lengths (B,). Always fp32."""
+    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, S) -> raw log-mel (B, T, n_mels), fp32, un-normalised; frames are exact
+        (``center=False``), so a stream may compute them piece by piece as samples arrive."""
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             if waveform.size(1) < self.n_fft:  # too short for one frame: pad so shapes stay defined
                 waveform = nn.functional.pad(waveform, (0, self.n_fft - waveform.size(1)))
             spec = self.mel(waveform.float())  # (B, n_mels, T)
-            feats = torch.log(spec + 1e-6).transpose(1, 2)  # (B, T, n_mels)
+            return torch.log(spec + 1e-6).transpose(1, 2)  # (B, T, n_mels)
+
+    def normalize(self, feats: torch.Tensor, mean: torch.Tensor | None, var: torch.Tensor | None) -> torch.Tensor:
+        """The one normalisation: ``"global"`` uses the stored statistics, ``"utterance"`` the given
+        mean/variance (per utterance offline, running while streaming), ``"none"`` passes through."""
+        if self.cfg.normalize == "global":
+            return (feats - self.global_mean) / self.global_std
+        if self.cfg.normalize == "utterance":
+            return (feats - mean) / torch.sqrt(var + 1e-5)
+        return feats
+
+    def features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveform (B, S) -> normalised log-mel (B, T, n_mels), frame lengths (B,). Always fp32."""
+        feats = self.log_mel(waveform)  # (B, T, n_mels)
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
             n = self.feature_lengths(lengths)
             mask = length_mask(n, feats.size(1)).unsqueeze(-1)  # (B, T, 1)
+            mean = var = None
             if self.cfg.normalize == "utterance":
                 count = mask.sum(1, keepdim=True).clamp(min=1)
                 mean = (feats * mask).sum(1, keepdim=True) / count
                 var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / count
-                feats = (feats - mean) / torch.sqrt(var + 1e-5)
-            elif self.cfg.normalize == "global":
-                feats = (feats - self.global_mean) / self.global_std
-            feats = feats * mask
+            feats = self.normalize(feats, mean, var) * mask
         return feats, n
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,11 +164,7 @@ class AudioFrontend(nn.Module):
     @torch.no_grad()
     def fit_global_stats(self, waveform: torch.Tensor, lengths: torch.Tensor) -> None:
         """Set the "global" normalisation statistics from a batch of training audio."""
-        saved, self.cfg.normalize = self.cfg.normalize, "none"
-        try:
-            feats, n = self.features(waveform, lengths)
-        finally:
-            self.cfg.normalize = saved
+        feats, n = self.log_mel(waveform), self.feature_lengths(lengths)
         mask = length_mask(n, feats.size(1))
         valid = feats[mask]  # (N, F)
         self.global_mean.copy_(valid.mean(0))

@@ -179,7 +179,7 @@ def _load_backbone_weights(module: nn.Module, path: str) -> None:
         raise RuntimeError(f"{p}: backbone weights do not match (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
-@register_frontend("video")
+@register_frontend("video", modality="video")
 class VideoFrontend(_TemporalStackFrontend):
     """Frames (B, T, C, H, W) -> normalise -> 2D CNN per valid frame -> temporal blocks -> (B, T', D).
 
@@ -264,7 +264,7 @@ def small_cnn3d(in_channels: int, channels: list[int], t_strides: list[int]) -> 
     return stages
 
 
-@register_frontend("video3d")
+@register_frontend("video3d", modality="video")
 class Video3DFrontend(nn.Module):
     """Frames (B, T, C, H, W) -> normalise -> 3D CNN -> spatial average -> (B, T', D).
 
@@ -371,7 +371,7 @@ class FeaturesFrontendConfig:
     temporal_pools: int = 0            # temporal blocks, each halving time (0: features pass through)
 
 
-@register_frontend("features")
+@register_frontend("features", modality="features")
 class FeaturesFrontend(_TemporalStackFrontend):
     """Per-frame features (B, T, D) -> [normalise] -> [temporal blocks] -> (B, T', D')."""
 

@@ -7,10 +7,11 @@ from typing import Any
 
 @dataclass
 class TrainConfig:
-    out: str = "runs/dtmf"               # output folder: best.pt, last.pt, log.csv, tb/
+    out: str | None = None               # output folder: best.pt, last.pt, log.csv, tb/ (None: runs/<task or data>)
     task: str = "dtmf"                   # built-in data ("dtmf", "actions") when no manifests are given
     train_manifest: str | None = None    # JSONL/NeMo/CSV manifest or corpus folder (LibriSpeech ...)
     val_manifest: str | None = None      # validation data, same forms
+    manifest_format: str | None = None   # force a manifest/corpus layout reader (None: detected from the path)
     modality: str = "auto"               # "audio", "video", "features" or "auto" (from the preset/files)
     model: str | None = None             # preset name (crnn.list_models()); None: the task's default
     model_args: dict = field(default_factory=dict)  # ModelConfig fields / frontend args over the preset
@@ -33,6 +34,8 @@ class TrainConfig:
     sortagrad: bool = True               # first epoch shortest-first (manifest data)
     augment: dict = field(default_factory=dict)  # waveform augmentation fields (AugmentConfig)
     resume: str | None = None            # checkpoint to resume from ("auto": OUT/last.pt if present)
+    overwrite: bool = False              # replace a run already in OUT (else a new run there is refused)
+    max_bad_fraction: float = 0.5        # stop when more of the data than this is unusable (pre-scan, epoch 1)
     log_every: int = 20                  # steps between log rows
     tensorboard: bool = True             # also write TensorBoard event files
     progress: bool = True                # progress bars

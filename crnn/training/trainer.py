@@ -1,12 +1,16 @@
-"""The training loop: data, model, AdamW with warm-up + cosine decay, AMP, DDP, validation, checkpoints."""
+"""The training loop: setup, epochs of guarded steps, validation, checkpoints that are never lost.
+
+Reads top to bottom: ``train()`` sets up the device, the run folder, the model and the data (assembled
+in ``crnn.data.build``), then runs epochs; each epoch is followed by validation (``evaluate``), the
+checkpoints (``best.pt`` first, then ``last.pt``, which names it) and the log rows.
+"""
 from __future__ import annotations
 
-import csv
 import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +18,238 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from crnn.ctc import ctc_loss, ctc_min_frames_batch
-from crnn.data.build import (DEFAULT_PRESET, MODALITY_OF_FRONTEND, DataBundle, make_dataset, modality_of_rows,
-                             prescan, read_rows, report_skipped, text_tokenizer)
-from crnn.data.collate import Batch, collate
-from crnn.decoding.greedy import ctc_greedy
-from crnn.metrics import error_counts
 from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from crnn.data.build import (DataBundle, DataError, build_builtin, check_bad_fraction, data_modality,
+                             make_tokenizer, manifest_data, read_rows, resolve_preset)
+from crnn.data.collate import Batch, collate
 from crnn.model import CRNN, create_model
 from crnn.runtime import cpu_threads, pick_device
 from crnn.training import distributed as dist_utils
 from crnn.training.config import TrainConfig
+from crnn.training.evaluate import EvalResult, drop_infeasible, evaluate
+from crnn.training.run_dir import RunLock, claim_run_dir
+from crnn.training.run_log import RunLogger
 from crnn.training.step import make_optimizer, train_step
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train a model as ``cfg`` says.
+
+    Returns a summary: best CER/WER and epoch (1-based), checkpoint paths (``best`` is None when no
+    epoch was validated), seconds, per-epoch history, and the trained model under ``"model"``.
+    """
+    # -- where and how ----------------------------------------------------------------------------
+    device = pick_device(cfg.device)
+    rank, local_rank, world = dist_utils.init_distributed(device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    main = rank == 0
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(cfg.workers if cfg.workers is not None else 1, world, cfg.threads))
+    seed_everything(cfg.seed)
+    out = Path(cfg.out or default_out(cfg))
+    resume_path = resume_checkpoint_path(cfg, out)
+    lock: RunLock | None = None
+    if main:
+        lock = claim_run_dir(out, resume=resume_path is not None, overwrite=cfg.overwrite)
+    try:
+        result = _train(cfg, device, world, rank, out, resume_path)
+        result["rank"] = rank
+        return result
+    finally:
+        if lock is not None:
+            lock.release()
+        dist_utils.cleanup()
+
+
+def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: Path,
+           resume_path: Path | None) -> dict[str, Any]:
+    main = rank == 0
+    resume = read_checkpoint(resume_path) if resume_path else None
+    state = resume.get("train_state", {}) if resume else {}
+
+    # -- data rows and what they imply --------------------------------------------------------------
+    rows = read_rows(cfg.train_manifest, cfg.manifest_format) if cfg.train_manifest else None
+    val_rows = read_rows(cfg.val_manifest, cfg.manifest_format) if cfg.val_manifest else None
+    modality = data_modality(cfg.task, rows, cfg.modality)
+
+    # -- model ------------------------------------------------------------------------------------
+    if resume is not None:
+        model = model_from_checkpoint(resume, source=str(resume_path))
+        check_resume_flags(cfg, model, resume_path)
+    else:
+        model = new_model(cfg, modality, rows)
+    if model.modality != modality:
+        raise DataError(f"model frontend {model.cfg.frontend!r} reads {model.modality} data, but the data is {modality}")
+
+    # -- datasets -----------------------------------------------------------------------------------
+    if rows is not None:
+        bundle = manifest_data(rows, val_rows, model.tokenizer, model, (cfg.train_manifest, cfg.val_manifest),
+                               cfg.augment, cfg.max_bad_fraction, verbose=main)
+    else:
+        bundle = build_builtin(cfg.task, cfg.train_size, cfg.val_size, cfg.seed,
+                               model.cfg.frontend_args.get("sample_rate"))
+    model.to(device)
+    if resume is None and model.modality == "audio" and model.cfg.frontend_args.get("normalize") == "global":
+        fit_global_stats(model, bundle, device)
+    ddp_model: torch.nn.Module = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_loader = make_loader(bundle, True, cfg, device, rank, world)
+    val_loader = make_loader(bundle, False, cfg, device, rank, world) if bundle.val is not None else None
+
+    # -- optimisation -------------------------------------------------------------------------------
+    steps_per_epoch = max(1, len(train_loader))
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(cfg.warmup_steps, cfg.epochs * steps_per_epoch, cfg.min_lr_ratio))
+    amp_dtype = amp_dtype_for(cfg.precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    start_epoch, step = int(state.get("epoch", 0)), int(state.get("step", 0))
+    best = best_so_far(state, out)
+    history: list[dict[str, Any]] = list(state.get("history", []))
+    if resume is not None:
+        restore_optimizer(state, optimizer, scheduler, scaler, resume_path, main)
+        if main:
+            print(f"resuming from {resume_path} after epoch {start_epoch}", file=sys.stderr)
+    if start_epoch >= cfg.epochs:
+        return finished_already(cfg, out, best, state, history, model, main)
+
+    logger = RunLogger(out, cfg.tensorboard) if main else None
+    if logger is not None:
+        logger.write(history)  # a crash after a checkpoint but before its log row loses nothing
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"model {model.cfg.cell} x{model.cfg.num_layers} ({n_params / 1e6:.2f} M params) on {device}, "
+              f"{steps_per_epoch} steps/epoch, {world} process(es)", file=sys.stderr)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    t_start, elapsed_before = time.time(), float(state.get("seconds", 0.0))
+    params = list(model.parameters())
+    for epoch in range(start_epoch, cfg.epochs):  # epochs are 0-based here, 1-based in every report
+        set_epoch(bundle, train_loader, epoch)
+        ddp_model.train()
+        ep = EpochCounters(device)
+        bar = progress(train_loader, main and cfg.progress, f"epoch {epoch + 1}/{cfg.epochs}")
+        stop = False
+        for i, batch in enumerate(bar):
+            batch = ep.admit(batch, model, main)
+            if len(batch) == 0:
+                continue
+            loss, finite = train_step(ddp_model, batch.to(device, non_blocking=True), optimizer, scaler,
+                                      amp_dtype, cfg.grad_clip, params)
+            ep.add_step(loss, finite)
+            scheduler.step()
+            step += 1
+            if i % cfg.log_every == 0:
+                if main and cfg.progress:
+                    bar.set_postfix(loss=f"{ep.mean_loss():.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+                if cfg.max_minutes and time_up(t_start, elapsed_before, cfg.max_minutes, device):
+                    stop = True
+                    break
+        ep.check_usable(epoch, cfg, device)
+        stats = validate(ddp_model, val_loader, device, amp_dtype, cfg.val_manifest or f"{cfg.task} validation")
+        seconds = elapsed_before + time.time() - t_start
+        improved = stats is not None and math.isfinite(stats.cer) and stats.cer < best["cer"]
+        if improved:
+            best = {"cer": stats.cer, "wer": stats.wer, "epoch": epoch + 1}
+        history.append(ep.row(epoch, step, stats, scheduler.get_last_lr()[0], seconds))
+        if main:
+            train_state = {"epoch": epoch + 1, "step": step, "best": best, "seconds": seconds,
+                           "config": cfg.to_dict(), "history": history}
+            if improved:  # best.pt before last.pt: last.pt never names a best.pt that is not on disk
+                save_checkpoint(out / "best.pt", model, train_state)
+            save_checkpoint(out / "last.pt", model, {**train_state, "optimizer": optimizer.state_dict(),
+                                                     "scheduler": scheduler.state_dict(),
+                                                     "scaler": scaler.state_dict()})
+            logger.write(history)
+            ep.report(epoch, stats)
+        if stop or (cfg.max_minutes and time_up(t_start, elapsed_before, cfg.max_minutes, device)):
+            if main:
+                print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)
+            break
+    if logger is not None:
+        logger.close()
+    dist_utils.barrier()
+    return summary(out, best, elapsed_before + time.time() - t_start, history, model)
+
+
+# -------------------------------------------------------------------------------------------------
+# setup
+# -------------------------------------------------------------------------------------------------
+def default_out(cfg: TrainConfig) -> str:
+    """A run folder named after the data: ``runs/<task>`` for built-in data, ``runs/<manifest name>``."""
+    if cfg.train_manifest:
+        p = Path(cfg.train_manifest)
+        name = p.name if p.is_dir() else (p.stem if p.stem not in ("train", "data", "manifest") else
+                                          f"{p.parent.name}-{p.stem}")
+        return f"runs/{name or 'run'}"
+    return f"runs/{cfg.task}"
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def resume_checkpoint_path(cfg: TrainConfig, out: Path) -> Path | None:
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        return out / "last.pt" if (out / "last.pt").is_file() else None
+    return Path(cfg.resume)
+
+
+def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
+    """A fresh model of the chosen preset, with the data's vocabulary attached as ``model.tokenizer``."""
+    preset = resolve_preset(cfg.model, cfg.task, modality, rows is not None)
+    if rows is not None:
+        tokenizer = make_tokenizer([r["text"] for r in rows], modality)
+    else:
+        probe = create_model(preset, vocab_size=2, **cfg.model_args)
+        tokenizer = build_builtin(cfg.task, 1, 1, cfg.seed, probe.cfg.frontend_args.get("sample_rate")).tokenizer
+    model = create_model(preset, vocab_size=len(tokenizer), **cfg.model_args)
+    model.tokenizer = tokenizer
+    return model
+
+
+def check_resume_flags(cfg: TrainConfig, model: CRNN, source: Path) -> None:
+    """Flags that would change the model must agree with the checkpoint being resumed."""
+    stored = {**model.cfg.frontend_args, **{k: v for k, v in model.cfg.to_dict().items() if k != "frontend_args"}}
+    conflicts = [f"{k}={v!r} (checkpoint: {stored.get(k)!r})" for k, v in cfg.model_args.items()
+                 if k in stored and stored[k] != v]
+    if conflicts:
+        raise ValueError(f"{source}: these flags change the model being resumed: {', '.join(conflicts)}; "
+                         f"drop them, or start a new run with another --out")
+
+
+def restore_optimizer(state: dict, optimizer, scheduler, scaler, source: Path, main: bool) -> None:
+    if "optimizer" not in state:
+        if main:
+            print(f"warning: {source} holds no optimizer state (a best.pt?): the optimizer and learning-rate "
+                  f"schedule start afresh", file=sys.stderr)
+        return
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+
+
+def best_so_far(state: dict, out: Path) -> dict[str, Any]:
+    """The best validated result: the resumed state's, or best.pt's own if a crash left it newer."""
+    best = dict(state.get("best") or {"cer": math.inf, "wer": math.inf, "epoch": 0})
+    if not math.isfinite(best.get("cer", math.inf)):
+        best = {"cer": math.inf, "wer": math.inf, "epoch": 0}
+    if state and (out / "best.pt").is_file():
+        try:
+            on_disk = read_checkpoint(out / "best.pt").get("train_state", {}).get("best") or {}
+        except Exception:  # an unreadable best.pt is replaced by the next validated improvement
+            on_disk = {}
+        if math.isfinite(on_disk.get("cer", math.inf)) and on_disk["cer"] < best["cer"]:
+            best = dict(on_disk)
+    return best
 
 
 def lr_lambda(warmup: int, total: int, min_ratio: float):
@@ -46,44 +264,16 @@ def lr_lambda(warmup: int, total: int, min_ratio: float):
     return f
 
 
-@dataclass
-class EpochStats:
-    loss: float
-    cer: float
-    wer: float
-    items: int
+def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    return torch.float16 if precision == "fp16" else torch.bfloat16
 
 
-# ---------------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------------
-def resolve_preset(cfg: TrainConfig, modality: str) -> str:
-    if cfg.model:
-        return cfg.model
-    if cfg.train_manifest is None:
-        return {"dtmf": "tiny", "actions": "video_tiny"}[cfg.task]
-    return DEFAULT_PRESET[modality]
-
-
-def build_builtin(cfg: TrainConfig, sample_rate: int | None) -> DataBundle:
-    """The built-in tasks, generated on the fly."""
-    if cfg.task == "dtmf":
-        from crnn.data.dtmf import DTMFDataset
-
-        train = DTMFDataset(cfg.train_size, seed=cfg.seed * 7 + 1, sample_rate=sample_rate, fresh_each_epoch=True)
-        val = DTMFDataset(cfg.val_size, seed=10_007, sample_rate=sample_rate, fresh_each_epoch=False)
-        return DataBundle(train, val, train.tokenizer)
-    if cfg.task == "actions":
-        from crnn.data.actions import ActionsDataset, actions_tokenizer
-
-        train = ActionsDataset(cfg.train_size, seed=cfg.seed * 7 + 1, train=True)
-        val = ActionsDataset(cfg.val_size, seed=10_007, train=False)
-        return DataBundle(train, val, actions_tokenizer())
-    raise ValueError(f"unknown built-in task {cfg.task!r} (choose 'dtmf' or 'actions', or give --train-manifest)")
-
-
-def make_loader(bundle: DataBundle, train: bool, cfg: TrainConfig, device: torch.device, rank: int, world: int,
-                seed: int) -> DataLoader:
+def make_loader(bundle: DataBundle, train: bool, cfg: TrainConfig, device: torch.device, rank: int,
+                world: int) -> DataLoader:
     ds = bundle.train if train else bundle.val
     lengths = bundle.train_lengths if train else bundle.val_lengths
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 1)
@@ -94,315 +284,143 @@ def make_loader(bundle: DataBundle, train: bool, cfg: TrainConfig, device: torch
         from crnn.data.sampler import BucketBatchSampler
 
         sampler = BucketBatchSampler(lengths, max_frames=cfg.max_frames, max_items=cfg.batch_size, shuffle=train,
-                                     seed=seed, sortagrad=train and cfg.sortagrad, num_replicas=world, rank=rank)
+                                     seed=cfg.seed, sortagrad=train and cfg.sortagrad, num_replicas=world, rank=rank)
         return DataLoader(ds, batch_sampler=sampler, **common)
-    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=train, seed=seed, drop_last=False)
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=train, seed=cfg.seed, drop_last=False)
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, **common)
 
 
-def drop_infeasible(batch: Batch, model: CRNN) -> tuple[Batch, list[str]]:
-    """Remove items whose label cannot fit their frames (checked on CPU, before the transfer)."""
-    frames = model.output_lengths(batch.x_lens)
-    need = ctc_min_frames_batch(batch.y, batch.y_lens)
-    bad = need > frames
-    if not bool(bad.any()):
-        return batch, []
-    msgs = [f"{batch.paths[i]}: label needs {int(need[i])} frames under CTC, input gives {int(frames[i])}"
-            for i in bad.nonzero().flatten().tolist()]
-    keep = (~bad).nonzero().flatten()
-    sub = Batch(batch.x[keep], batch.x_lens[keep], batch.y[keep], batch.y_lens[keep],
-                [batch.texts[i] for i in keep.tolist()], [batch.paths[i] for i in keep.tolist()], batch.skipped,
-                None if batch.frame_labels is None else [batch.frame_labels[i] for i in keep.tolist()])
-    return sub, msgs
+def fit_global_stats(model: CRNN, bundle: DataBundle, device: torch.device, n: int = 64) -> None:
+    batch = collate([bundle.train[i] for i in range(min(n, len(bundle.train)))])
+    model.frontend.fit_global_stats(batch.x.to(device), batch.x_lens.to(device))
 
 
-# ---------------------------------------------------------------------------------------------
-# validation
-# ---------------------------------------------------------------------------------------------
-@torch.no_grad()
-def evaluate(model: CRNN, loader: DataLoader, device: torch.device, amp_dtype: torch.dtype | None) -> EpochStats:
-    """Greedy-decode a loader; CTC loss, CER and WER summed over ranks."""
-    core = model.module if hasattr(model, "module") else model
-    core.eval()
-    tok = core.tokenizer
-    loss_sum = items = 0.0
-    totals = {"chars": 0, "words": 0, "char_errors": 0, "word_errors": 0}
-    for batch in loader:
+def set_epoch(bundle: DataBundle, loader: DataLoader, epoch: int) -> None:
+    """Tell the dataset (fresh built-in items) and the sampler (shuffle order) which epoch this is."""
+    if hasattr(bundle.train, "set_epoch"):
+        bundle.train.set_epoch(epoch)
+    for s in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        if hasattr(s, "set_epoch"):
+            s.set_epoch(epoch)
+
+
+# -------------------------------------------------------------------------------------------------
+# one epoch's bookkeeping
+# -------------------------------------------------------------------------------------------------
+@dataclass
+class EpochCounters:
+    """What an epoch saw: loss on the device (read once per epoch, not per step), skipped items by reason."""
+
+    device: torch.device
+    skipped: list[str] = field(default_factory=list)  # "path: reason" of unreadable / non-finite items
+    infeasible: int = 0
+    used: int = 0  # items that reached a training step
+
+    def __post_init__(self) -> None:
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.loss_steps = torch.zeros((), device=self.device)
+        self.nonfinite_steps = torch.zeros((), device=self.device)
+
+    def admit(self, batch: Batch, model: CRNN, main: bool) -> Batch:
+        """Drop and count what must not be fed: unreadable, non-finite and infeasible items."""
+        self.skipped += [b.reason if b.path in b.reason else f"{b.path}: {b.reason}" for b in batch.skipped]
         if len(batch) == 0:
-            continue
-        batch, _ = drop_infeasible(batch, core)
+            return batch
+        batch = drop_nonfinite(batch, self.skipped)
         if len(batch) == 0:
-            continue
-        b = batch.to(device)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            log_probs, lens = core(b.x, b.x_lens)
-        losses = ctc_loss(log_probs, lens, b.y, b.y_lens, reduction="none") / b.y_lens.clamp(min=1)
-        loss_sum += float(losses.sum())
-        items += len(batch)
-        for hyp, ref in zip(ctc_greedy(log_probs, lens), batch.texts):
-            for k, v in error_counts(ref, tok.decode(hyp.tokens)).items():
-                totals[k] += v
-    loss_sum, items, ce, cn, we, wn = dist_utils.all_reduce_sum(
-        [loss_sum, items, totals["char_errors"], totals["chars"], totals["word_errors"], totals["words"]], device)
-    return EpochStats(loss_sum / max(items, 1), ce / max(cn, 1), we / max(wn, 1), int(items))
-
-
-# ---------------------------------------------------------------------------------------------
-# the run
-# ---------------------------------------------------------------------------------------------
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train a model as ``cfg`` says.
-
-    Returns a summary: best CER/WER and epoch, checkpoint paths, seconds, per-epoch history, and the
-    trained model (this process's copy) under ``"model"``.
-    """
-    device = pick_device(cfg.device)
-    rank, local_rank, world = dist_utils.init_distributed(device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    main = rank == 0
-    if device.type == "cpu":
-        torch.set_num_threads(cpu_threads(cfg.workers if cfg.workers is not None else 1, world, cfg.threads))
-    out = Path(cfg.out)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed)
-
-    resume_path = Path(cfg.resume) if cfg.resume and cfg.resume != "auto" else None
-    if cfg.resume == "auto" and (out / "last.pt").is_file():
-        resume_path = out / "last.pt"
-    resume = read_checkpoint(resume_path) if resume_path else None
-
-    # -- data rows, modality, tokenizer ------------------------------------------------------------
-    rows = val_rows = None
-    if cfg.train_manifest:
-        rows = read_rows(cfg.train_manifest)
-        val_rows = read_rows(cfg.val_manifest) if cfg.val_manifest else None
-        modality = cfg.modality if cfg.modality != "auto" else modality_of_rows(rows)
-    else:
-        modality = "audio" if cfg.task == "dtmf" else "video"
-
-    # -- model -------------------------------------------------------------------------------------
-    if resume is not None:
-        model = model_from_checkpoint(resume, source=str(resume_path))
-        tokenizer = model.tokenizer
-    else:
-        if rows is not None:
-            tokenizer = (text_tokenizer([r["text"] for r in rows]) if modality == "audio"
-                         else _label_tokenizer([r["text"] for r in rows]))
-        else:
-            tokenizer = None
-        preset = resolve_preset(cfg, modality)
-        if tokenizer is None:
-            probe = create_model(preset, vocab_size=2, **cfg.model_args)
-            bundle = build_builtin(cfg, probe.cfg.frontend_args.get("sample_rate"))
-            tokenizer = bundle.tokenizer
-        model = create_model(preset, vocab_size=len(tokenizer), **cfg.model_args)
-        model.tokenizer = tokenizer
-    if MODALITY_OF_FRONTEND.get(model.cfg.frontend, modality) != modality:
-        raise ValueError(f"model frontend {model.cfg.frontend!r} does not read {modality} data")
-
-    # -- datasets ----------------------------------------------------------------------------------
-    if rows is not None:
-        rows, skipped = prescan(rows, tokenizer, model, modality)
+            return batch
+        batch, bad = drop_infeasible(batch, model)
+        self.infeasible += len(bad)
         if main:
-            report_skipped(skipped, f"{cfg.train_manifest}")
-        if not rows:
-            raise ValueError(f"{cfg.train_manifest}: no usable training items")
-        train_ds = make_dataset(rows, tokenizer, modality, model.cfg, train=True, augment=cfg.augment)
-        val_ds = None
-        if val_rows is not None:
-            val_rows, vskipped = prescan(val_rows, tokenizer, model, modality)
-            if main:
-                report_skipped(vskipped, f"{cfg.val_manifest}")
-            val_ds = make_dataset(val_rows, tokenizer, modality, model.cfg, train=False)
-        bundle = DataBundle(train_ds, val_ds, tokenizer, _lengths(train_ds), _lengths(val_ds) if val_ds else None)
-    else:
-        bundle = build_builtin(cfg, model.cfg.frontend_args.get("sample_rate"))
+            for msg in bad:
+                print(f"skipping: {msg}", file=sys.stderr)
+        self.used += len(batch)
+        return batch
 
-    model.to(device)
-    if model.cfg.frontend == "audio" and model.cfg.frontend_args.get("normalize") == "global" and resume is None:
-        _fit_global_stats(model, bundle, device)
-    ddp_model: torch.nn.Module = model
-    if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    def add_step(self, loss: torch.Tensor, finite: torch.Tensor) -> None:
+        self.loss_sum += torch.where(finite, loss, 0.0)
+        self.loss_steps += finite
+        self.nonfinite_steps += ~finite
 
-    train_loader = make_loader(bundle, True, cfg, device, rank, world, cfg.seed)
-    val_loader = make_loader(bundle, False, cfg, device, rank, world, cfg.seed) if bundle.val is not None else None
+    def mean_loss(self) -> float:
+        return float(self.loss_sum) / max(float(self.loss_steps), 1.0)
 
-    # -- optimisation ------------------------------------------------------------------------------
-    steps_per_epoch = max(1, len(train_loader))
-    total_steps = cfg.epochs * steps_per_epoch
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-    params = list(model.parameters())
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, total_steps, cfg.min_lr_ratio))
-    amp_dtype = _amp_dtype(cfg.precision, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    def check_usable(self, epoch: int, cfg: TrainConfig, device: torch.device) -> None:
+        """Stop when an epoch fed nothing, or when most of the first epoch's items were bad."""
+        bad, used = dist_utils.all_reduce_sum([len(self.skipped), self.used + self.infeasible], device)
+        if used == 0 or epoch == 0:
+            check_bad_fraction(int(bad), int(bad + used), cfg.max_bad_fraction, f"epoch {epoch + 1}", self.skipped)
 
-    start_epoch, step, best = 0, 0, {"cer": math.inf, "wer": math.inf, "epoch": -1}
-    if resume is not None:
-        st = resume.get("train_state", {})
-        if "optimizer" in st:
-            optimizer.load_state_dict(st["optimizer"])
-            scheduler.load_state_dict(st["scheduler"])
-            if st.get("scaler"):
-                scaler.load_state_dict(st["scaler"])
-        start_epoch, step = int(st.get("epoch", -1)) + 1, int(st.get("step", 0))
-        best = st.get("best", best)
-        if main:
-            print(f"resuming from {resume_path} at epoch {start_epoch + 1}", file=sys.stderr)
+    def row(self, epoch: int, step: int, stats: EvalResult | None, lr: float, seconds: float) -> dict[str, Any]:
+        return {"epoch": epoch + 1, "step": step, "train_loss": self.mean_loss(),
+                "val_loss": stats.loss if stats else None, "val_cer": stats.cer if stats else None,
+                "val_wer": stats.wer if stats else None, "lr": lr, "seconds": round(seconds, 1),
+                "skipped_items": len(self.skipped) + self.infeasible + (len(stats.skipped) if stats else 0),
+                "nonfinite_steps": int(self.nonfinite_steps)}
 
-    # -- logging -----------------------------------------------------------------------------------
-    log_path = out / "log.csv"
-    tb = None
-    if main and cfg.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(out / "tb"))
-        except ImportError:
-            print("tensorboard is not installed: logging to CSV only", file=sys.stderr)
-    if main and not log_path.exists():
-        with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(["epoch", "step", "train_loss", "val_loss", "val_cer", "val_wer", "lr",
-                                    "seconds", "skipped_items", "nonfinite_steps"])
-    if main:
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"model {model.cfg.cell} x{model.cfg.num_layers} ({n_params / 1e6:.2f} M params) on {device}, "
-              f"{steps_per_epoch} steps/epoch, {world} process(es)", file=sys.stderr)
-
-    t_start = time.time()
-    elapsed_before = float(resume.get("train_state", {}).get("seconds", 0.0)) if resume else 0.0
-    history = []
-    stop = False
-    for epoch in range(start_epoch, cfg.epochs):
-        for ds in (bundle.train,):
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(epoch)
-        for s in (getattr(train_loader, "sampler", None), getattr(train_loader, "batch_sampler", None)):
-            if hasattr(s, "set_epoch"):
-                s.set_epoch(epoch)
-        ddp_model.train()
-        loss_sum = torch.zeros((), device=device)
-        loss_items = torch.zeros((), device=device)  # device counters: read once per epoch, not per step
-        nonfinite_steps = torch.zeros((), device=device)
-        skipped_files: list[str] = []
-        infeasible = 0
-        bar = _progress(train_loader, main and cfg.progress, f"epoch {epoch + 1}/{cfg.epochs}")
-        for i, batch in enumerate(bar):
-            skipped_files += [f"{b.path}: {b.reason}" for b in batch.skipped]
-            batch, bad = drop_infeasible(batch, model) if len(batch) else (batch, [])
-            if bad and main:
-                infeasible += len(bad)
-                for msg in bad:
-                    print(f"skipping: {msg}", file=sys.stderr)
-            if len(batch) == 0:
-                continue  # NB: under DDP every rank still runs the same number of steps only if batches align
-            b = batch.to(device, non_blocking=True)
-            loss, finite = train_step(ddp_model, b, optimizer, scaler, amp_dtype, cfg.grad_clip, params)
-            loss_sum += torch.where(finite, loss, 0.0)
-            loss_items += finite
-            nonfinite_steps += ~finite
-            scheduler.step()
-            step += 1
-            if main and cfg.progress and (i % cfg.log_every == 0):
-                bar.set_postfix(loss=f"{float(loss_sum) / max(float(loss_items), 1):.3f}",
-                                lr=f"{scheduler.get_last_lr()[0]:.1e}")
-            if cfg.max_minutes and i % cfg.log_every == 0:
-                stop = _time_up(t_start, elapsed_before, cfg.max_minutes, device)
-                if stop:
-                    break
-        train_loss = float(loss_sum) / max(float(loss_items), 1)
-        nonfinite = int(nonfinite_steps)
-        stats = evaluate(ddp_model, val_loader, device, amp_dtype) if val_loader is not None else None
-        seconds = elapsed_before + time.time() - t_start
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_cer": stats.cer if stats else None,
-                        "val_wer": stats.wer if stats else None, "seconds": seconds})
-        if main:
-            improved = stats is not None and stats.cer < best["cer"]
-            if improved or stats is None:
-                best = {"cer": stats.cer if stats else math.nan, "wer": stats.wer if stats else math.nan,
-                        "epoch": epoch}
-            state = {"epoch": epoch, "step": step, "best": best, "seconds": seconds, "config": cfg.to_dict(),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "scaler": scaler.state_dict()}
-            save_checkpoint(out / "last.pt", model, state)
-            if improved or stats is None:
-                save_checkpoint(out / "best.pt", model, {k: v for k, v in state.items()
-                                                         if k not in ("optimizer", "scheduler", "scaler")})
-            msg = f"epoch {epoch + 1}: train loss {train_loss:.3f}"
-            if stats:
-                msg += f", val loss {stats.loss:.3f}, CER {100 * stats.cer:.2f}%, WER {100 * stats.wer:.2f}%"
-            msg += f" ({seconds:.0f} s)"
-            if skipped_files or infeasible or nonfinite:
-                msg += f"; skipped {len(skipped_files)} unreadable, {infeasible} infeasible, {nonfinite} non-finite"
-            print(msg, file=sys.stderr)
-            for line in skipped_files[:10]:
-                print(f"  skipped {line}", file=sys.stderr)
-            with open(log_path, "a", newline="") as f:
-                csv.writer(f).writerow([epoch + 1, step, f"{train_loss:.5f}", f"{stats.loss:.5f}" if stats else "",
-                                        f"{stats.cer:.5f}" if stats else "", f"{stats.wer:.5f}" if stats else "",
-                                        f"{scheduler.get_last_lr()[0]:.3e}", f"{seconds:.1f}",
-                                        len(skipped_files) + infeasible, nonfinite])
-            if tb is not None:
-                tb.add_scalar("train/loss", train_loss, step)
-                if stats:
-                    tb.add_scalar("val/loss", stats.loss, step)
-                    tb.add_scalar("val/cer", stats.cer, step)
-                    tb.add_scalar("val/wer", stats.wer, step)
-                tb.flush()
-        if stop or (cfg.max_minutes and _time_up(t_start, elapsed_before, cfg.max_minutes, device)):
-            if main:
-                print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)
-            break
-    if tb is not None:
-        tb.close()
-    dist_utils.barrier()
-    summary = {"best_cer": best["cer"], "best_wer": best["wer"], "best_epoch": best["epoch"] + 1,
-               "best": str(out / "best.pt"), "last": str(out / "last.pt"),
-               "seconds": elapsed_before + time.time() - t_start, "history": history, "model": model}
-    dist_utils.cleanup()
-    return summary
+    def report(self, epoch: int, stats: EvalResult | None) -> None:
+        msg = f"epoch {epoch + 1}: train loss {self.mean_loss():.3f}"
+        if stats:
+            msg += f", val loss {stats.loss:.3f}, CER {100 * stats.cer:.2f}%, WER {100 * stats.wer:.2f}%"
+        nonfinite = int(self.nonfinite_steps)
+        if self.skipped or self.infeasible or nonfinite:
+            msg += (f"; skipped {len(self.skipped)} unreadable, {self.infeasible} infeasible, "
+                    f"{nonfinite} non-finite step(s)")
+        print(msg, file=sys.stderr)
+        for line in self.skipped[:10]:
+            print(f"  skipped {line}", file=sys.stderr)
+        if stats and stats.skipped:
+            print(f"  validation skipped {len(stats.skipped)} item(s):", file=sys.stderr)
+            for line in stats.skipped[:10]:
+                print(f"    {line}", file=sys.stderr)
 
 
-def _label_tokenizer(texts: list[str]):
-    from crnn.tokenizer import Tokenizer
+def drop_nonfinite(batch: Batch, skipped: list[str]) -> Batch:
+    """Remove items whose input holds NaN/inf (checked on CPU, before the transfer): never fed to the model."""
+    if not batch.x.is_floating_point():
+        return batch
+    finite = torch.isfinite(batch.x.reshape(len(batch), -1)).all(dim=1)
+    if bool(finite.all()):
+        return batch
+    skipped += [f"{batch.paths[i]}: non-finite samples" for i in (~finite).nonzero().flatten().tolist()]
+    keep = finite.nonzero().flatten()
+    return Batch(batch.x[keep], batch.x_lens[keep], batch.y[keep], batch.y_lens[keep],
+                 [batch.texts[i] for i in keep.tolist()], [batch.paths[i] for i in keep.tolist()], batch.skipped,
+                 None if batch.frame_labels is None else [batch.frame_labels[i] for i in keep.tolist()])
 
-    return Tokenizer.build(texts, kind="label")
 
-
-def _lengths(ds) -> list[float] | None:
-    fn = getattr(ds, "lengths", None)
-    if fn is None:
+def validate(model, loader: DataLoader | None, device: torch.device, amp_dtype, what: str) -> EvalResult | None:
+    """Greedy validation, or None without validation data (such an epoch never replaces best.pt)."""
+    if loader is None:
         return None
-    return list(fn() if callable(fn) else fn)
+    return evaluate(model, loader, device=device, amp_dtype=amp_dtype, what=what)
 
 
-def _amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision in ("auto", "bf16"):
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-
-
-def _time_up(t_start: float, before: float, max_minutes: float, device: torch.device) -> bool:
-    """Same answer on every rank (rank 0's clock decides)."""
+def time_up(t_start: float, before: float, max_minutes: float, device: torch.device) -> bool:
+    """Same answer on every rank (any rank's clock running out stops all)."""
     up = float(before + time.time() - t_start > 60 * max_minutes)
     return dist_utils.all_reduce_sum([up], device)[0] > 0
 
 
-def _fit_global_stats(model: CRNN, bundle: DataBundle, device: torch.device, n: int = 64) -> None:
-    items = [bundle.train[i] for i in range(min(n, len(bundle.train)))]
-    batch = collate(items)
-    model.frontend.fit_global_stats(batch.x.to(device), batch.x_lens.to(device))
+# -------------------------------------------------------------------------------------------------
+# results
+# -------------------------------------------------------------------------------------------------
+def summary(out: Path, best: dict, seconds: float, history: list[dict], model: CRNN) -> dict[str, Any]:
+    has_best = math.isfinite(best.get("cer", math.inf)) and (out / "best.pt").is_file()
+    return {"best_cer": best["cer"], "best_wer": best["wer"], "best_epoch": best.get("epoch", 0),
+            "best": str(out / "best.pt") if has_best else None, "last": str(out / "last.pt"),
+            "seconds": seconds, "history": history, "model": model}
 
 
-def _progress(loader, enabled: bool, desc: str):
+def finished_already(cfg: TrainConfig, out: Path, best: dict, state: dict, history: list, model: CRNN,
+                     main: bool) -> dict[str, Any]:
+    if main:
+        print(f"{out / 'last.pt'} has already trained {state.get('epoch', 0)} epoch(s), --epochs is {cfg.epochs}: "
+              f"nothing to do (raise --epochs to train further)", file=sys.stderr)
+    return summary(out, best, float(state.get("seconds", 0.0)), history, model)
+
+
+def progress(loader, enabled: bool, desc: str):
     if not enabled:
         return _Quiet(loader)
     from tqdm.auto import tqdm

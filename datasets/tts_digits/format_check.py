@@ -19,7 +19,8 @@ import torchaudio.functional as AF
 import crnn
 from crnn.data.audio import read_audio
 from crnn.data.manifest import read_manifest
-from crnn.decoding.options import Decoder, add_decode_args, options_from_args
+from crnn.cli.decode_args import add_decode_args, options_from_args
+from crnn.decoding import Decoder
 from crnn.inference import transcribe_files
 
 FORMATS = {  # name -> (suffix, sample rate, channels)

@@ -1,7 +1,8 @@
-"""Decoding options (one frozen dataclass), their command-line flags, and the Decoder that applies them."""
+"""The decoder: one frozen options dataclass and the Decoder that applies it (greedy or beam search with
+LM, lexicon, hotwords and grammar). Command-line flags for it live in ``crnn.cli.decode_args``."""
 from __future__ import annotations
 
-import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,12 +12,12 @@ from crnn.tokenizer import Tokenizer
 from crnn.decoding.beam import ctc_beam_search
 from crnn.decoding.greedy import ctc_greedy
 from crnn.decoding.hypothesis import Hypothesis
-from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
+from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import TensorLM, read_arpa
 from crnn.decoding.scorers import GrammarScorer, HotwordScorer, TokenLMScorer, WordScorer, lm_unit
 from crnn.decoding.words import format_ctm, hypothesis_words
 
-__all__ = ["DecodeOptions", "Decoder", "add_decode_args", "options_from_args", "format_ctm"]
+__all__ = ["DecodeOptions", "Decoder", "format_ctm"]
 
 
 @dataclass(frozen=True)
@@ -37,43 +38,6 @@ class DecodeOptions:
     blank_skip: float | None = None  # skip frames with blank posterior above this (e.g. 0.999)
 
 
-def add_decode_args(parser: argparse.ArgumentParser) -> None:
-    """Add the decoding flags (``--beam``, ``--lm``, ...) to a command's parser."""
-    g = parser.add_argument_group("decoding")
-    d = DecodeOptions()
-    g.add_argument("--beam", type=int, default=d.beam_size, help="beam size; 1 = greedy (default: %(default)s)")
-    g.add_argument("--nbest", type=int, default=d.nbest, help="hypotheses per utterance (default: %(default)s)")
-    g.add_argument("--lm", default=None, help="ARPA n-gram LM (build one with 'crnn lm build')")
-    g.add_argument("--alpha", type=float, default=d.alpha, help="LM weight (default: %(default)s)")
-    g.add_argument("--beta", type=float, default=d.beta, help="bonus per LM word/token (default: %(default)s)")
-    g.add_argument("--lm-unit", choices=["auto", "word", "token"], default=d.lm_unit,
-                   help="score the LM per word or per token (default: from the LM's vocabulary)")
-    g.add_argument("--lexicon", default=None, help="file of allowed words, one per line")
-    g.add_argument("--hotwords", default=None, help="comma-separated words/phrases to favour, or a file of them")
-    g.add_argument("--hotword-weight", type=float, default=d.hotword_weight,
-                   help="bonus per token inside a hotword (default: %(default)s)")
-    g.add_argument("--grammar", default=None, help="label grammar file: 'FROM TO1 TO2 ...' per line")
-    g.add_argument("--token-prune", type=int, default=None, help="extend by each frame's top-k tokens only")
-    g.add_argument("--blank-skip", type=float, default=None,
-                   help="skip frames whose blank probability exceeds this, e.g. 0.999")
-
-
-def options_from_args(args: argparse.Namespace) -> DecodeOptions:
-    """DecodeOptions from parsed ``add_decode_args`` flags."""
-    hot = getattr(args, "hotwords", None)
-    if not hot:
-        hotwords: tuple[str, ...] = ()
-    elif Path(hot).is_file():
-        hotwords = (hot,)
-    else:
-        hotwords = tuple(p.strip() for p in hot.split(",") if p.strip())
-    return DecodeOptions(
-        beam_size=args.beam, nbest=args.nbest, lm=args.lm, alpha=args.alpha, beta=args.beta, lm_unit=args.lm_unit,
-        lexicon=args.lexicon, hotwords=hotwords, hotword_weight=args.hotword_weight, grammar=args.grammar,
-        token_prune=args.token_prune, blank_skip=args.blank_skip,
-    )
-
-
 class Decoder:
     """Decodes batches of log-posteriors with fixed options; LM, lexicon etc. are loaded once.
 
@@ -91,6 +55,13 @@ class Decoder:
             raise ValueError(f"nbest must be between 1 and the beam size ({o.beam_size}), got {o.nbest}")
         if o.lm_unit not in ("auto", "word", "token"):
             raise ValueError(f"lm_unit must be 'auto', 'word' or 'token', got {o.lm_unit!r}")
+        for name in ("alpha", "beta", "hotword_weight"):
+            if not math.isfinite(getattr(o, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(o, name)}")
+        if o.token_prune is not None and o.token_prune < 1:
+            raise ValueError(f"token_prune must be >= 1, got {o.token_prune}")
+        if o.blank_skip is not None and not 0 < o.blank_skip < 1:
+            raise ValueError(f"blank_skip must lie strictly between 0 and 1, got {o.blank_skip}")
         self.tokenizer, self.options, self.frame_shift = tokenizer, o, frame_shift
         self.scorers: list = []
         lm = TensorLM(read_arpa(o.lm)) if o.lm else None

@@ -1,0 +1,88 @@
+"""Media types: which file extensions hold which modality, and the one map from a path to its reader.
+
+Every place that asks "is this audio?" or "which files in this folder are inputs?" asks here, so a
+manifest, a decoded folder and an error message never disagree about a suffix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+MODALITIES = ("audio", "video", "features")
+
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mka",
+    ".aif", ".aiff", ".au", ".caf", ".w64", ".wma",
+})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})  # frame folders
+FEATURE_EXTENSIONS = frozenset({".npy"})
+
+# Suffixes a modality's reader accepts (``.webm`` and ``.mp4`` carry audio tracks as well as pictures).
+READABLE = {
+    "audio": AUDIO_EXTENSIONS | {".mp4", ".m4v", ".mkv", ".mov"},
+    "video": VIDEO_EXTENSIONS | FEATURE_EXTENSIONS,
+    "features": FEATURE_EXTENSIONS,
+}
+
+
+def modality_of_path(path: str | Path) -> str:
+    """Best guess of what a file holds: ``"audio"``, ``"video"`` (clips, frame folders) or ``"features"``."""
+    suffix = Path(path).suffix.lower()
+    if suffix in FEATURE_EXTENSIONS:
+        return "features"
+    if suffix in AUDIO_EXTENSIONS and suffix != ".webm":
+        return "audio"
+    return "video"
+
+
+def modality_of_rows(rows: list[dict]) -> str:
+    """The modality of a manifest, from its first row's path (``"audio"`` for an empty manifest)."""
+    return modality_of_path(rows[0]["path"]) if rows else "audio"
+
+
+def is_frame_folder(path: Path) -> bool:
+    return path.is_dir() and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in list(path.iterdir())[:5])
+
+
+def expand_inputs(inputs: list[str], modality: str) -> list[str]:
+    """Files stay as given (errors are reported when read); folders expand to the files the modality's
+    reader takes, sorted; a frame folder is one video input."""
+    suffixes = READABLE[modality]
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir() and not (modality == "video" and is_frame_folder(p)):
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+        else:
+            out.append(item)
+    return out
+
+
+class AudioReader:
+    """path -> (S,) float32 mono waveform at ``sample_rate`` (picklable, for DataLoader workers)."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = int(sample_rate)
+
+    def __call__(self, path: str) -> torch.Tensor:
+        from crnn.data.audio import read_audio
+
+        return read_audio(path, self.sample_rate)
+
+
+def make_reader(modality: str, model_cfg: Any) -> Callable[[str], torch.Tensor]:
+    """The reader that turns a path into the model's input, for a model config (``crnn.ModelConfig``).
+
+    audio: (S,) waveform at the frontend's ``sample_rate``; video: uint8 (T, 3, H, W) frames at its
+    ``fps`` and size, or (T, D) ``.npy`` features; features: (T, D) float32.
+    """
+    if modality == "audio":
+        return AudioReader(int(model_cfg.frontend_args.get("sample_rate", 16000)))
+    if modality in ("video", "features"):
+        from crnn.data.video_dataset import ClipLoader
+
+        return ClipLoader(dict(model_cfg.frontend_args))
+    raise ValueError(f"unknown modality {modality!r} (one of {', '.join(MODALITIES)})")

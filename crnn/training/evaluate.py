@@ -1,0 +1,125 @@
+"""One evaluation path: decode a loader, sum CTC loss and edit counts, report CER / WER / frame accuracy.
+
+The trainer's validation and ``crnn eval`` both call :func:`evaluate`; a metric over zero items is an
+error (``EmptyMetricError``), never 0 %.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+
+from crnn.ctc import ctc_loss, ctc_min_frames_batch
+from crnn.data.collate import Batch
+from crnn.decoding import Decoder, DecodeOptions, Hypothesis
+from crnn.metrics import EmptyMetricError, error_counts, rates
+from crnn.model import CRNN
+from crnn.training import distributed as dist_utils
+
+__all__ = ["EvalResult", "EmptyMetricError", "drop_infeasible", "evaluate"]
+
+
+@dataclass
+class EvalResult:
+    """Corpus totals of one evaluation (summed over ranks under DDP)."""
+
+    loss: float  # mean per-token CTC loss over the scored items
+    cer: float
+    wer: float
+    items: int  # utterances / clips scored
+    char_errors: int = 0
+    chars: int = 0
+    word_errors: int = 0
+    words: int = 0
+    skipped: list[str] = field(default_factory=list)  # "path: reason" of unreadable or infeasible items
+    frame_accuracy: float | None = None  # where the data has frame-level labels
+
+
+def drop_infeasible(batch: Batch, model: CRNN) -> tuple[Batch, list[str]]:
+    """Remove items whose label cannot fit their frames (checked on CPU, before the transfer)."""
+    frames = model.output_lengths(batch.x_lens)
+    need = ctc_min_frames_batch(batch.y, batch.y_lens)
+    bad = need > frames
+    if not bool(bad.any()):
+        return batch, []
+    msgs = [f"{batch.paths[i]}: label needs {int(need[i])} frames under CTC, input gives {int(frames[i])}"
+            for i in bad.nonzero().flatten().tolist()]
+    keep = (~bad).nonzero().flatten()
+    sub = Batch(batch.x[keep], batch.x_lens[keep], batch.y[keep], batch.y_lens[keep],
+                [batch.texts[i] for i in keep.tolist()], [batch.paths[i] for i in keep.tolist()], batch.skipped,
+                None if batch.frame_labels is None else [batch.frame_labels[i] for i in keep.tolist()])
+    return sub, msgs
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    decoder: Callable[[torch.Tensor, torch.Tensor], list[list[Hypothesis]]] | None = None,
+    device: torch.device | str = "cpu",
+    amp_dtype: torch.dtype | None = None,
+    on_item: Callable[[str, str, str, dict], None] | None = None,
+    what: str = "evaluation",
+) -> EvalResult:
+    """Decode every batch and score it against its references.
+
+    Args:
+        model: a CRNN (or DDP-wrapped one); put in eval mode here.
+        batches: a DataLoader (or any iterable) of ``Batch``; unreadable items arrive as ``batch.skipped``.
+        decoder: ``(log_probs (B, T', V), lengths (B,)) -> n-best lists`` (Default: greedy).
+        device: where the model runs.
+        amp_dtype: autocast dtype on CUDA, or None for fp32.
+        on_item: called per scored item as ``(path, reference, hypothesis, error counts)``.
+        what: name of the data for the error raised when nothing could be scored.
+
+    Raises:
+        EmptyMetricError: no item could be scored (all unreadable or infeasible, or the data is empty).
+    """
+    core = model.module if hasattr(model, "module") else model
+    core.eval()
+    device = torch.device(device)
+    decoder = decoder or Decoder(core.tokenizer, DecodeOptions(), core.frame_shift)
+    totals = {"chars": 0, "words": 0, "char_errors": 0, "word_errors": 0}
+    loss_sum, items, frames_ok, frames_all = 0.0, 0, 0, 0
+    skipped: list[str] = []
+    for batch in batches:
+        skipped += [f"{b.path}: {b.reason}" if b.path not in b.reason else b.reason for b in batch.skipped]
+        if len(batch) == 0:
+            continue
+        batch, infeasible = drop_infeasible(batch, core)
+        skipped += infeasible
+        if len(batch) == 0:
+            continue
+        b = batch.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            log_probs, lens = core(b.x, b.x_lens)  # (B, T', V) fp32, (B,)
+        losses = ctc_loss(log_probs, lens, b.y, b.y_lens, reduction="none") / b.y_lens.clamp(min=1)
+        loss_sum += float(losses.sum())
+        items += len(batch)
+        if batch.frame_labels is not None:
+            from crnn.video_metrics import frame_accuracy
+
+            tokens = [y[:n].tolist() for y, n in zip(batch.y, batch.y_lens)]
+            acc = frame_accuracy(log_probs.cpu(), lens.cpu(), tokens, batch.frame_labels,
+                                 stride=core.frontend.time_stride)
+            frames_ok, frames_all = frames_ok + acc.correct, frames_all + acc.total
+        for path, ref, nbest in zip(batch.paths, batch.texts, decoder(log_probs, lens)):
+            counts = error_counts(ref, nbest[0].text)
+            for k in totals:
+                totals[k] += counts[k]
+            if on_item is not None:
+                on_item(path, ref, nbest[0].text, counts)
+    summed = dist_utils.all_reduce_sum(
+        [loss_sum, items, totals["char_errors"], totals["chars"], totals["word_errors"], totals["words"],
+         frames_ok, frames_all], device)
+    loss_sum, items = summed[0], int(summed[1])
+    totals = dict(zip(("char_errors", "chars", "word_errors", "words"), (int(v) for v in summed[2:6])))
+    frames_ok, frames_all = int(summed[6]), int(summed[7])
+    if items == 0:
+        lines = "".join(f"\n  {s}" for s in skipped[:5])
+        raise EmptyMetricError(f"{what}: no item could be scored ({len(skipped)} unusable){lines}")
+    r = rates(totals, what)
+    return EvalResult(loss_sum / items, r["cer"], r["wer"], items, skipped=skipped,
+                      frame_accuracy=frames_ok / frames_all if frames_all else None, **totals)
