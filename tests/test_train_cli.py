@@ -31,7 +31,7 @@ def test_train_writes_best_last_and_logs(trained):
     assert all(float(row["val_cer"]) >= 0.0 for row in rows)
     assert "epoch 2:" in r.stderr and "CER" in r.stderr
     ckpt = read_checkpoint(out / "last.pt")
-    assert ckpt["train_state"]["epoch"] == 1 and "optimizer" in ckpt["train_state"]
+    assert ckpt["train_state"]["epoch"] == 2 and "optimizer" in ckpt["train_state"]
     assert crnn.load_model(out / "best.pt").tokenizer.symbols == list("0123456789*#ABCD")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def main(args: argparse.Namespace) -> int:
@@ -18,12 +19,12 @@ def main(args: argparse.Namespace) -> int:
             ckpt = read_checkpoint(args.checkpoint)
             model = model_from_checkpoint(ckpt, source=args.checkpoint)
         except CheckpointError as e:
-            print(f"error: {e}")
-            return 2
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         n = sum(p.numel() for p in model.parameters())
         state = ckpt.get("train_state", {})
         print(json.dumps({"config": ckpt["config"], "vocabulary": model.tokenizer.symbols, "parameters": n,
-                          "frame_shift_s": model.frame_shift, "epoch": state.get("epoch", -1) + 1,
+                          "frame_shift_s": model.frame_shift, "epochs_trained": state.get("epoch", 0),
                           "best": state.get("best")}, indent=2))
         return 0
     print("cells:     " + ", ".join(crnn.list_cells()))

@@ -37,9 +37,13 @@ def train_step(model: nn.Module, batch: Batch, optimizer: torch.optim.Optimizer,
     Returns:
         (loss, finite): the mean per-token CTC loss and whether the update was applied, both 0-dim
         device tensors; nothing here waits for the device. A non-finite loss or gradient skips the
-        update, so one bad batch never ends or poisons a run.
+        update and restores every buffer the forward pass touched (BatchNorm running statistics), so
+        one bad batch never ends or poisons a run.
     """
     device_type = batch.x.device.type
+    core = model.module if hasattr(model, "module") else model
+    buffers = [b for b in core.buffers() if b.numel()]  # BatchNorm running statistics, step counters
+    saved = [b.clone() for b in buffers]  # a device copy, no sync: restored below if the step is skipped
     with torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         log_probs, lens = model(batch.x, batch.x_lens)
     losses = ctc_loss(log_probs, lens, batch.y, batch.y_lens, reduction="none") / batch.y_lens.clamp(min=1)
@@ -56,4 +60,7 @@ def train_step(model: nn.Module, batch: Batch, optimizer: torch.optim.Optimizer,
         optimizer.step()
         del optimizer.found_inf
     scaler.update()
+    with torch.no_grad():  # a skipped step leaves the buffers as untouched as the parameters
+        for b, old in zip(buffers, saved):
+            b.copy_(torch.where(finite, b, old))
     return loss.detach(), finite

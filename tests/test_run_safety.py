@@ -1,0 +1,268 @@
+"""Never lose a model, never succeed silently: run folders, locks, resume, checkpoints, bad data in training."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from crnn.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from crnn.data.build import DataError
+from crnn.data.collate import collate
+from crnn.data.dtmf import DTMFDataset, write_dtmf_dataset
+from crnn.model import create_model
+from crnn.training import TrainConfig, train
+from crnn.training.run_dir import RunDirError
+from crnn.training.step import make_optimizer, train_step
+
+pytestmark = pytest.mark.slow  # every test here trains (a few seconds each)
+
+TINY_MODEL = dict(hidden_size=16, num_layers=1, conv_channels=4, n_mels=24)
+
+
+def quiet(out, **kw) -> TrainConfig:
+    base = dict(out=str(out), device="cpu", workers=0, progress=False, tensorboard=False, batch_size=8,
+                warmup_steps=2, train_size=16, val_size=8, epochs=1, model="tiny", model_args=dict(TINY_MODEL))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def dtmf_manifest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dtmf")
+    return root, write_dtmf_dataset(root, n=12, seed=1, sample_rate=8000)
+
+
+def _rows(manifest):
+    return [json.loads(line) for line in manifest.read_text().splitlines()]
+
+
+def _write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+# -- one folder, one run --------------------------------------------------------------------------
+def test_new_run_refuses_a_folder_holding_another_run(tmp_path):
+    first = train(quiet(tmp_path))
+    before = (tmp_path / "best.pt").read_bytes()
+    with pytest.raises(RunDirError, match="holds another run"):
+        train(quiet(tmp_path, seed=1))
+    assert (tmp_path / "best.pt").read_bytes() == before  # nothing was touched
+    again = train(quiet(tmp_path, seed=1, overwrite=True))
+    assert again["history"][0]["epoch"] == 1 and first["best"] == again["best"]
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_lock_refuses_a_live_run_and_takes_over_a_dead_one(tmp_path):
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        tmp_path.mkdir(exist_ok=True)
+        (tmp_path / ".lock").write_text(f"{live.pid}\n")
+        with pytest.raises(RunDirError, match=f"another run \\(pid {live.pid}\\)"):
+            train(quiet(tmp_path))
+    finally:
+        live.kill()
+        live.wait()
+    # the same pid is now dead: its lock is stale and taken over
+    (tmp_path / "best.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    summary = train(quiet(tmp_path))
+    assert summary["best"] and not (tmp_path / ".lock").exists()
+    assert not list(tmp_path.glob("*.tmp"))  # leftovers of interrupted writes are removed on start
+
+
+def test_default_out_is_named_after_the_data(tmp_path, monkeypatch, dtmf_manifest):
+    from crnn.training.trainer import default_out
+
+    _, manifest = dtmf_manifest
+    assert default_out(TrainConfig(task="actions")) == "runs/actions"
+    assert default_out(TrainConfig(train_manifest=str(manifest))) == f"runs/{manifest.parent.name}-manifest"
+    assert default_out(TrainConfig()) == "runs/dtmf"
+
+
+# -- resume ---------------------------------------------------------------------------------------
+def test_resume_rejects_flags_that_change_the_model(tmp_path):
+    train(quiet(tmp_path))
+    with pytest.raises(ValueError, match=r"hidden_size=32 \(checkpoint: 16\)"):
+        train(quiet(tmp_path, resume="auto", epochs=2, model_args=dict(TINY_MODEL, hidden_size=32)))
+
+
+def test_resume_warns_without_optimizer_state_and_says_when_done(tmp_path, capsys):
+    train(quiet(tmp_path))
+    capsys.readouterr()
+    done = train(quiet(tmp_path, resume="auto", epochs=1))
+    err = capsys.readouterr().err
+    assert "already trained 1 epoch(s)" in err and done["best"] == str(tmp_path / "best.pt")
+    train(quiet(tmp_path, resume=str(tmp_path / "best.pt"), epochs=2))
+    assert "holds no optimizer state" in capsys.readouterr().err
+
+
+def test_best_is_only_ever_a_validated_model(tmp_path, dtmf_manifest):
+    _, manifest = dtmf_manifest
+    summary = train(quiet(tmp_path, train_manifest=str(manifest), epochs=2))  # no validation data
+    assert summary["best"] is None and not (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def _tiny_model():
+    model = create_model("tiny", vocab_size=17, **TINY_MODEL)
+    model.tokenizer = DTMFDataset(1, seed=0, sample_rate=8000).tokenizer
+    return model
+
+
+def test_checkpoint_mode_follows_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "a.pt", _tiny_model())
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_failed_checkpoint_write_names_the_file_and_keeps_the_previous(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "best.pt", _tiny_model())
+    before = path.read_bytes()
+
+    def disk_full(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="best.pt: cannot write checkpoint \\(No space left on device\\)"):
+        save_checkpoint(path, _tiny_model())
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c["tokenizer"].update(symbols=c["tokenizer"]["symbols"][:-2]), "output layer has 17"),
+    (lambda c: c.pop("state_dict"), "missing 'state_dict'"),
+    (lambda c: c.__setitem__("config", [1, 2]), "'config' should be a dict"),
+    (lambda c: c.__setitem__("version", 99), "version 99 is newer"),
+    (lambda c: c["state_dict"].pop("head.bias"), "weights do not match"),
+    (lambda c: c["config"].__setitem__("hidden_size", 8), "weights do not match"),
+])
+def test_inconsistent_checkpoints_name_the_file_and_the_problem(tmp_path, damage, message):
+    path = save_checkpoint(tmp_path / "m.pt", _tiny_model())
+    ckpt = torch.load(path, weights_only=True)
+    damage(ckpt)
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=message) as e:
+        load_model(path)
+    assert str(path) in str(e.value)
+
+
+# -- bad data -------------------------------------------------------------------------------------
+def test_nonfinite_step_leaves_parameters_and_buffers_untouched():
+    model = _tiny_model().train()
+    batch = collate([DTMFDataset(4, seed=3, sample_rate=8000)[i] for i in range(4)])
+    batch.x[1, 100:200] = math.nan
+    optimizer = make_optimizer(model, 1e-2, 0.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss, finite = train_step(model, batch, optimizer, scaler, None, 5.0)
+    assert not bool(finite)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)  # running stats included
+
+
+def test_nonfinite_file_is_skipped_and_named_never_fed(tmp_path, dtmf_manifest, capsys):
+    root, manifest = dtmf_manifest
+    rows = _rows(manifest)
+    wav = np.zeros(8000, dtype=np.float32)
+    wav[100] = np.nan
+    sf.write(root / "nan.wav", wav, 8000, subtype="FLOAT")
+    bad = _write_rows(root / "with_nan.jsonl", rows + [{"path": "nan.wav", "text": "123"}])
+    summary = train(quiet(tmp_path, train_manifest=str(bad), val_manifest=str(manifest), epochs=1))
+    err = capsys.readouterr().err
+    assert "nan.wav" in err and "non-finite" in err
+    state = read_checkpoint(summary["best"])["state_dict"]
+    assert all(torch.isfinite(v.float()).all() for v in state.values())
+    assert int(summary["history"][0]["nonfinite_steps"]) == 0  # the item never reached a step
+
+
+def test_missing_files_are_reported_before_training_and_mostly_bad_data_stops(tmp_path, dtmf_manifest):
+    root, manifest = dtmf_manifest
+    rows = _rows(manifest)
+    missing = [{"path": f"gone_{i}.wav", "text": "1"} for i in range(len(rows) + 1)]
+    bad = _write_rows(root / "mostly_missing.jsonl", rows + missing)
+    with pytest.raises(DataError, match=r"13 of 25 items unusable .*\n.*gone_0.wav: no such file"):
+        train(quiet(tmp_path, train_manifest=str(bad), val_manifest=str(manifest)))
+    assert not (tmp_path / "best.pt").exists()
+    # at most half bad: the run goes on with the good half
+    ok = _write_rows(root / "some_missing.jsonl", rows + missing[:3])
+    assert train(quiet(tmp_path / "b", train_manifest=str(ok), val_manifest=str(manifest)))["best"]
+
+
+def test_mostly_unreadable_files_stop_after_the_first_epoch(tmp_path, dtmf_manifest):
+    root, manifest = dtmf_manifest
+    rows = _rows(manifest)
+    for i in range(len(rows) + 2):
+        (root / f"junk_{i}.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 4)
+    junk = [{"path": f"junk_{i}.wav", "text": "1"} for i in range(len(rows) + 2)]
+    bad = _write_rows(root / "mostly_junk.jsonl", rows + junk)
+    with pytest.raises(DataError, match=r"epoch 1: 14 of 26 items unusable"):
+        train(quiet(tmp_path, train_manifest=str(bad), val_manifest=str(manifest)))
+
+
+def test_unusable_validation_set_is_an_error_before_training(tmp_path, dtmf_manifest):
+    root, manifest = dtmf_manifest
+    val = _write_rows(root / "bad_val.jsonl", [{"path": "nope.wav", "text": "1"}])
+    with pytest.raises(DataError, match="no usable validation item"):
+        train(quiet(tmp_path, train_manifest=str(manifest), val_manifest=str(val)))
+    assert not (tmp_path / "last.pt").exists()
+
+
+# -- kill -9 at any moment --------------------------------------------------------------------------
+SLOW_SAVE_PLUGIN = '''
+import time, torch
+_save = torch.save
+def slow_save(obj, f, *a, **k):  # widen the window in which a kill lands inside a checkpoint write
+    _save(obj, f, *a, **k)
+    time.sleep(0.4)
+torch.save = slow_save
+'''
+
+
+def test_kill_at_random_moments_never_loses_the_model(tmp_path):
+    from cli_helpers import TINY, run_cli
+
+    plugin = tmp_path / "slow_save.py"
+    plugin.write_text(SLOW_SAVE_PLUGIN)
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "crnn", "train", "--out", str(out), "--train-size", "32", "--val-size", "8",
+            "--epochs", "4", "--batch-size", "8", "--warmup-steps", "2", "--resume", "auto", "--plugin", str(plugin),
+            *TINY]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    rng = np.random.default_rng(0)
+    kills = 0
+    for attempt in range(5):  # four runs killed at random moments, then one left to finish
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            proc.wait(timeout=float(rng.uniform(3.0, 12.0)) if attempt < 4 else 600)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # SIGKILL: no cleanup runs
+            proc.wait()
+            kills += 1
+            for p in out.glob("*.pt"):
+                read_checkpoint(p)  # never torn
+            if (out / "last.pt").exists():
+                assert (out / "best.pt").exists()  # last.pt never names a best.pt that is not there
+            continue
+        assert proc.returncode == 0, proc.stderr.read()
+        break
+    else:
+        pytest.fail("training never finished")
+    assert kills >= 2
+    last = read_checkpoint(out / "last.pt")["train_state"]
+    assert last["epoch"] == 4 and last["step"] == 4 * 4  # the same steps as an uninterrupted run
+    rows = (out / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert read_checkpoint(out / "best.pt") and not list(out.glob("*.tmp")) and not (out / ".lock").exists()
+    r = run_cli("info", str(out / "best.pt"))
+    info = json.loads(r.stdout)
+    best_row = min(rows[1:], key=lambda r: float(r.split(",")[4]))
+    assert info["best"]["epoch"] == int(best_row.split(",")[0])  # the log's numbering
