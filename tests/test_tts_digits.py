@@ -1,8 +1,10 @@
-"""The espeak-ng digits recipe (skipped without espeak-ng), and one utterance read back alike from
+"""The multi-engine digits recipe (skipped without espeak-ng, flite and festival), and one utterance read back alike from
 every format and sample rate it can be stored in (no espeak-ng needed)."""
 from __future__ import annotations
 
+import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -21,38 +23,59 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
 
 
+ENGINES = ("espeak-ng", "flite", "festival")
+
+
+def _prepare(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    # Run from the repository root with a relative --out, as the README does.
+    return subprocess.run([sys.executable, "datasets/tts_digits/prepare.py", "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
 @pytest.mark.espeak
-def test_prepare_digits_unseen_test_speakers(tmp_path):
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    out = tmp_path / "digits"
-    r = subprocess.run([sys.executable, str(ROOT / "datasets" / "tts_digits" / "prepare.py"), "--out", str(out),
-                        "--num-train", "12", "--num-dev", "3", "--num-test", "5", "--jobs", "2", "--seed", "3"],
-                       capture_output=True, text=True, timeout=300)
+@pytest.mark.slow
+def test_prepare_multi_engine_digits(tmp_path):
+    missing = [e for e in ENGINES if shutil.which(e) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install espeak-ng flite festival "
+                    "festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)")
+    out = Path(os.path.relpath(tmp_path / "digits", ROOT))
+    args = ("--num-train", "24", "--num-dev", "4", "--num-test", "8", "--num-test-festival", "6", "--seed", "3")
+    r = _prepare(out, *args, "--jobs", "2")
     assert r.returncode == 0, r.stderr
-    splits = {s: read_manifest(out / f"{s}.jsonl") for s in ("train", "dev", "test")}
-    assert [len(splits[s]) for s in ("train", "dev", "test")] == [12, 3, 5]
+    out = ROOT / out
+    splits = {s: read_manifest(out / f"{s}.jsonl") for s in ("train", "dev", "test", "test_festival")}
+    assert {s: len(rows) for s, rows in splits.items()} == {"train": 24, "dev": 4, "test": 8, "test_festival": 6}
+    for line in (out / "train.jsonl").read_text().splitlines():  # stored relative to the manifest's folder
+        assert json.loads(line)["path"].startswith("audio/train/")
     for rows in splits.values():
         for row in rows:
             words = row["text"].split()
-            assert 1 <= len(words) <= 7 and set(words) <= DIGITS
-            info = sf.info(row["path"])
-            assert info.samplerate == 16000 and info.channels == 1
-            assert row["duration"] == pytest.approx(info.frames / 16000, abs=1e-3)
-            assert float(read_audio(row["path"], 16000).abs().max()) > 0.05  # speech, not silence
-    for key in ("voice", "variant"):
-        seen = {row[key] for row in splits["train"]}
-        assert not seen & {row[key] for row in splits["test"]}
-        assert not seen & {row[key] for row in splits["dev"]}
+            assert 1 <= len(words) <= 10 and set(words) <= DIGITS
+            wav = read_audio(row["path"], 16000)
+            assert row["duration"] == pytest.approx(wav.numel() / 16000, abs=1e-3)
+            assert torch.isfinite(wav).all() and float(wav.abs().max()) > 0.05  # speech, not silence
+    engines = {s: {row["engine"] for row in rows} for s, rows in splits.items()}
+    assert engines["test_festival"] == {"festival"}
+    assert "festival" not in engines["train"] | engines["dev"] | engines["test"]
+    assert engines["train"] == {"espeak-ng", "flite"}
+    assert any(row["accent"] for row in splits["train"])  # espeak-ng's other-language voices
+    # Dev and test voices are never heard in training: neither the voice nor the espeak-ng variant.
+    voices = {s: {row["voice"].split("+")[0] for row in rows} for s, rows in splits.items()}
+    variants = {s: {row["voice"].split("+")[1] for row in rows if "+" in row["voice"]} for s, rows in splits.items()}
+    for held in ("dev", "test"):
+        assert not voices["train"] & voices[held] and not variants["train"] & variants[held]
+    speakers = json.loads((out / "speakers.json").read_text())
+    for group in ("espeak", "accent", "flite"):
+        assert not set(speakers[group]["train"]) & set(speakers[group]["test"] + speakers[group]["dev"])
+    assert not {"kal", "kal16", "slt"} & set(speakers["flite"]["train"])  # festival's speakers stay unseen
     assert set((out / "words.txt").read_text().split()) == DIGITS  # the recipe's lexicon
     noisy = [row["snr"] is not None for rows in splits.values() for row in rows]
     assert 0 < sum(noisy) < len(noisy)
-    # Same seed, same corpus.
-    again = tmp_path / "again"
-    subprocess.run([sys.executable, str(ROOT / "datasets" / "tts_digits" / "prepare.py"), "--out", str(again),
-                    "--num-train", "12", "--num-dev", "3", "--num-test", "5", "--jobs", "1", "--seed", "3"],
-                   capture_output=True, text=True, timeout=300, check=True)
-    assert [r["text"] for r in read_manifest(again / "test.jsonl")] == [r["text"] for r in splits["test"]]
+    # Same seed, same corpus, whatever the pool size.
+    again = Path(os.path.relpath(tmp_path / "again", ROOT))
+    assert _prepare(again, *args, "--jobs", "1", "--num-train", "0", "--num-dev", "0").returncode == 0
+    assert [r["text"] for r in read_manifest(ROOT / again / "test.jsonl")] == [r["text"] for r in splits["test"]]
 
 
 def speech_like(sr: int = 16000, seconds: float = 1.5) -> torch.Tensor:

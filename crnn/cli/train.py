@@ -52,6 +52,13 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     a.add_argument("--gain", type=float, nargs=2, metavar=("MIN_DB", "MAX_DB"), help="random gain range")
     a.add_argument("--narrowband", type=fraction, metavar="P",
                    help="band-limit this share of utterances to 8 kHz capture (so 8 kHz files read as well)")
+    a.add_argument("--reverb", type=float, metavar="P", help="convolve this share of utterances with a room impulse response")
+    a.add_argument("--reverb-rt60", type=float, nargs=2, metavar=("MIN", "MAX"), help="simulated rooms' RT60 range (s)")
+    a.add_argument("--rir-dir", help="folder of recorded impulse responses for --reverb (else rooms are simulated)")
+    a.add_argument("--babble", type=float, metavar="P", help="mix 1-3 other training utterances into this share")
+    a.add_argument("--babble-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="speech / babble SNR range (dB)")
+    a.add_argument("--eq", type=float, metavar="P", help="random microphone/channel EQ (tilt + one band) on this share")
+    a.add_argument("--codec", type=float, metavar="P", help="lossy codec round trip (MP3, Opus, GSM, mu-law) on this share")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     r.add_argument("--workers", type=non_negative_int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
@@ -93,6 +100,11 @@ def config_from_args(args: argparse.Namespace):
         augment["gain"] = tuple(args.gain)
     if args.narrowband:
         augment["narrowband_prob"] = args.narrowband
+    for flag, field in (("reverb", "reverb_prob"), ("reverb_rt60", "reverb_rt60"), ("rir_dir", "rir_dir"),
+                        ("babble", "babble_prob"), ("babble_snr", "babble_snr"), ("eq", "eq_prob"), ("codec", "codec_prob")):
+        value = getattr(args, flag)
+        if value is not None:
+            augment[field] = tuple(value) if isinstance(value, list) else value
     return TrainConfig(
         out=args.out, task=args.task, train_manifest=args.train_manifest, val_manifest=args.val_manifest,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,

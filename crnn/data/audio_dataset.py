@@ -51,6 +51,8 @@ class AudioDataset(Dataset):
         self.sample_rate = sample_rate
         self.augment = augment
         self._lengths: list[int] | None = None
+        if hasattr(augment, "bind_speech_source"):  # competing speech mixes in other items of this dataset
+            augment.bind_speech_source(self.random_signal)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -70,6 +72,16 @@ class AudioDataset(Dataset):
             signal = self.augment(signal)
         text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind == "char" else row["text"]
         return {"signal": signal, "tokens": torch.tensor(tokens, dtype=torch.long), "text": text, "path": path}
+
+    def random_signal(self, generator: torch.Generator | None = None, tries: int = 3) -> torch.Tensor | None:
+        """A random item's waveform (S,) at ``sample_rate``, unaugmented; None if ``tries`` picks fail to read."""
+        for _ in range(tries if self.entries else 0):
+            row = self.entries[int(torch.randint(len(self.entries), (), generator=generator))]
+            try:
+                return read_audio(row["path"], self.sample_rate)
+            except AudioReadError:
+                continue
+        return None
 
     def durations(self) -> list[float]:
         """Seconds per item: the manifest's ``duration`` or the file header (0.0 when unreadable)."""
