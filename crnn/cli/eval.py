@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("manifest", help="manifest file or LibriSpeech folder with reference transcripts")
     p.add_argument("--checkpoint", required=True, help="trained model checkpoint (.pt)")
+    p.add_argument("--manifest-format", default=None,
+                   choices=["jsonl", "csv", "tsv", "librispeech", "kaldi", "commonvoice", "audiofolder", "wenet"],
+                   help="corpus layout of the manifest (default: detected from the path)")
     p.add_argument("--out", help="write per-utterance JSON lines: path, reference, hypothesis, errors")
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default: 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")
@@ -77,7 +80,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     device = _device(args.device)
     model = load_model(args.checkpoint, device=device)
-    rows = read_manifest(args.manifest)
+    try:
+        rows = read_manifest(args.manifest, getattr(args, "manifest_format", None))
+    except ValueError as e:  # ManifestError
+        raise SystemExit(f"error: {e}") from None
     if not rows:
         raise SystemExit(f"{args.manifest}: no utterances")
     modality = MODALITY_OF_FRONTEND.get(model.cfg.frontend, "audio")

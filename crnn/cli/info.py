@@ -22,7 +22,9 @@ def main(args: argparse.Namespace) -> int:
             return 2
         n = sum(p.numel() for p in model.parameters())
         state = ckpt.get("train_state", {})
-        print(json.dumps({"config": ckpt["config"], "vocabulary": model.tokenizer.symbols, "parameters": n,
+        tok = model.tokenizer
+        print(json.dumps({"config": ckpt["config"], "vocabulary": tok.symbols, "parameters": n,
+                          "tokenizer": {"units": tok.units, "text_norm": tok.text_norm, "size": len(tok)},
                           "frame_shift_s": model.frame_shift, "epoch": state.get("epoch", -1) + 1,
                           "best": state.get("best")}, indent=2))
         return 0

@@ -6,6 +6,8 @@ import json
 import sys
 
 from crnn.cli.common import add_plugin_arg, load_plugins, parse_key_values
+from crnn.data.manifest import MANIFEST_FORMATS
+from crnn.tokenizer import TEXT_NORMS, UNITS
 
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -15,6 +17,14 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     d.add_argument("--task", default="dtmf", choices=["dtmf", "actions"], help="built-in data when no manifest is given")
     d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
     d.add_argument("--val-manifest", help="validation manifest or folder")
+    d.add_argument("--manifest-format", choices=MANIFEST_FORMATS,
+                   help="corpus layout of the manifests (default: detected from the path)")
+    d.add_argument("--text-norm", default="auto", choices=["auto", *TEXT_NORMS],
+                   help="transcript policy: english (a-z ' space), basic (any script, punctuation removed), "
+                        "none (as written); auto: english for plain English text, else none")
+    d.add_argument("--units", default="char", choices=list(UNITS),
+                   help="output units: characters, or a SentencePiece bpe/unigram model trained on the transcripts")
+    d.add_argument("--bpe-size", type=int, default=256, help="SentencePiece vocabulary size (default: %(default)s)")
     d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features"])
     d.add_argument("--train-size", type=int, default=4000, help="built-in data: items per epoch")
     d.add_argument("--val-size", type=int, default=200, help="built-in data: validation items")
@@ -88,6 +98,7 @@ def config_from_args(args: argparse.Namespace):
         augment["narrowband_prob"] = args.narrowband
     return TrainConfig(
         out=args.out, task=args.task, train_manifest=args.train_manifest, val_manifest=args.val_manifest,
+        manifest_format=args.manifest_format, text_norm=args.text_norm, units=args.units, bpe_size=args.bpe_size,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,
         val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,

@@ -78,7 +78,7 @@ class AudioDataset(Dataset):
             return BadSample(path, e.reason)
         if self.augment is not None:
             signal = self.augment(signal)
-        text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind == "char" else row["text"]
+        text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind != "label" else row["text"]
         return {"signal": signal, "tokens": torch.tensor(tokens, dtype=torch.long), "text": text, "path": path}
 
     def durations(self) -> list[float]:

@@ -1,7 +1,6 @@
 """Turn a TrainConfig into datasets, a tokenizer and the model arguments they imply."""
 from __future__ import annotations
 
-import string
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,21 +40,18 @@ def modality_of_rows(rows: list[dict]) -> str:
     return "audio"
 
 
-def text_tokenizer(texts: list[str]) -> Tokenizer:
-    """Speech transcripts get the speech normalisation policy; anything else (DTMF keys, symbols) is
-    taken character by character as written."""
-    allowed = set(string.ascii_letters + " '.,?!;:-\"")
-    if all(set(t) <= allowed for t in texts):
-        from crnn.data.audio_dataset import speech_tokenizer
+def text_tokenizer(texts: list[str], text_norm: str = "auto", units: str = "char", bpe_size: int = 256) -> Tokenizer:
+    """The tokenizer policy of ``crnn.tokenizer.build_tokenizer``: with ``text_norm="auto"`` plain
+    English transcripts get the english policy; anything else (DTMF keys, symbols) is taken as written."""
+    from crnn.tokenizer import build_tokenizer
 
-        return speech_tokenizer(texts)
-    return Tokenizer.build(texts, kind="char")
+    return build_tokenizer(texts, "char", text_norm, units, bpe_size)
 
 
-def read_rows(source: str) -> list[dict]:
+def read_rows(source: str, format: str | None = None) -> list[dict]:
     from crnn.data.manifest import read_manifest
 
-    return read_manifest(source)
+    return read_manifest(source, format)
 
 
 def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cfg: Any, train: bool,

@@ -177,8 +177,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # -- data rows, modality, tokenizer ------------------------------------------------------------
     rows = val_rows = None
     if cfg.train_manifest:
-        rows = read_rows(cfg.train_manifest)
-        val_rows = read_rows(cfg.val_manifest) if cfg.val_manifest else None
+        rows = read_rows(cfg.train_manifest, cfg.manifest_format)
+        val_rows = read_rows(cfg.val_manifest, cfg.manifest_format) if cfg.val_manifest else None
         modality = cfg.modality if cfg.modality != "auto" else modality_of_rows(rows)
     else:
         modality = "audio" if cfg.task == "dtmf" else "video"
@@ -189,8 +189,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         tokenizer = model.tokenizer
     else:
         if rows is not None:
-            tokenizer = (text_tokenizer([r["text"] for r in rows]) if modality == "audio"
+            tokenizer = (text_tokenizer([r["text"] for r in rows], cfg.text_norm, cfg.units, cfg.bpe_size)
+                         if modality == "audio"
                          else _label_tokenizer([r["text"] for r in rows]))
+        elif cfg.units != "char" or cfg.text_norm != "auto":
+            raise ValueError("--units and --text-norm need --train-manifest (built-in tasks have fixed vocabularies)")
         else:
             tokenizer = None
         preset = resolve_preset(cfg, modality)
