@@ -67,8 +67,8 @@ def read_wav_scp(path: Path) -> dict[str, str]:
             rec, target = parts
             if target.endswith("|") or target.startswith("|"):
                 raise ManifestError(
-                    f"{path}:{lineno}: {rec} is a piped command ({target!r}); crnn reads audio files only: "
-                    "run the command once to write each recording to a .wav/.flac file and list those paths")
+                    f"{path}:{lineno}: {rec} is a piped command ({target!r}); convert the recordings to audio files "
+                    "first (run each command once, writing a .wav/.flac file) and list those paths in wav.scp")
             if _ARK_OFFSET.search(target):
                 raise ManifestError(f"{path}:{lineno}: {rec} points into a Kaldi archive ({target!r}); "
                                     "extract the recordings to .wav/.flac files first")
