@@ -65,7 +65,7 @@ def commonvoice(folder: Path, items_by_split: dict) -> Path:
         for wave, words in items:
             name = f"common_voice_en_{n:05d}.mp3"
             sf.write(folder / "clips" / name, wave, SR)
-            lines.append(f"c{n % 3}\t{name}\t\"{words.capitalize()}\", he said.\t2\t0\ttwenties\t\t\ten")
+            lines.append(f"c{n % 3}\t{name}\t\"{words.capitalize()}!\"\t2\t0\ttwenties\t\t\ten")
             n += 1
         (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     return folder
