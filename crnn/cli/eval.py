@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("manifest", help="manifest file or corpus folder with reference transcripts")
     p.add_argument("--checkpoint", required=True, help="trained model checkpoint (.pt)")
-    p.add_argument("--manifest-format", default=None, help="force the manifest/corpus layout reader")
+    p.add_argument("--manifest-format", default=None,
+                   choices=["jsonl", "csv", "tsv", "librispeech", "kaldi", "commonvoice", "audiofolder", "wenet"],
+                   help="corpus layout of the manifest (default: detected from the path)")
     p.add_argument("--out", help="write per-utterance JSON lines: path, reference, hypothesis, errors")
     p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per batch (default: 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")

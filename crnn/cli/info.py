@@ -23,7 +23,9 @@ def main(args: argparse.Namespace) -> int:
             return 1
         n = sum(p.numel() for p in model.parameters())
         state = ckpt.get("train_state", {})
-        print(json.dumps({"config": ckpt["config"], "vocabulary": model.tokenizer.symbols, "parameters": n,
+        tok = model.tokenizer
+        print(json.dumps({"config": ckpt["config"], "vocabulary": tok.symbols, "parameters": n,
+                          "tokenizer": {"units": tok.units, "text_norm": tok.text_norm, "size": len(tok)},
                           "frame_shift_s": model.frame_shift, "epochs_trained": state.get("epoch", 0),
                           "best": state.get("best")}, indent=2))
         return 0

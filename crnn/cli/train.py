@@ -7,6 +7,8 @@ import sys
 
 from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, parse_key_values,
                               positive_float, positive_int)
+from crnn.data.manifest import MANIFEST_FORMATS
+from crnn.tokenizer import TEXT_NORMS, UNITS
 
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -17,8 +19,14 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     d.add_argument("--task", default="dtmf", choices=["dtmf", "actions"], help="built-in data when no manifest is given")
     d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
     d.add_argument("--val-manifest", help="validation manifest or folder")
-    d.add_argument("--manifest-format", default=None,
-                   help="force the manifest/corpus layout reader instead of detecting it from the path")
+    d.add_argument("--manifest-format", choices=MANIFEST_FORMATS,
+                   help="corpus layout of the manifests (default: detected from the path)")
+    d.add_argument("--text-norm", default="auto", choices=["auto", *TEXT_NORMS],
+                   help="transcript policy: english (a-z ' space), basic (any script, punctuation removed), "
+                        "none (as written); auto: english for plain English text, else none")
+    d.add_argument("--units", default="char", choices=list(UNITS),
+                   help="output units: characters, or a SentencePiece bpe/unigram model trained on the transcripts")
+    d.add_argument("--bpe-size", type=positive_int, default=256, help="SentencePiece vocabulary size (default: %(default)s)")
     d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features"])
     d.add_argument("--train-size", type=positive_int, default=4000, help="built-in data: items per epoch")
     d.add_argument("--val-size", type=positive_int, default=200, help="built-in data: validation items")
@@ -107,12 +115,13 @@ def config_from_args(args: argparse.Namespace):
             augment[field] = tuple(value) if isinstance(value, list) else value
     return TrainConfig(
         out=args.out, task=args.task, train_manifest=args.train_manifest, val_manifest=args.val_manifest,
+        manifest_format=args.manifest_format, text_norm=args.text_norm, units=args.units, bpe_size=args.bpe_size,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,
         val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, resume=args.resume,
-        overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction, manifest_format=args.manifest_format,
+        overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
     )
 

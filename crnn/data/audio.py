@@ -74,12 +74,15 @@ def _failure_reason(path: str, sf_error: Exception, av_error: Exception) -> str:
     return f"not an audio file or an unsupported format ({detail})"
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
-    """Read an audio file as mono float32 samples at ``sample_rate``.
+def read_audio(path: str | os.PathLike, sample_rate: int, offset: float | None = None,
+               duration: float | None = None) -> torch.Tensor:
+    """Read an audio file (or a stretch of it) as mono float32 samples at ``sample_rate``.
 
     Args:
         path: WAV, FLAC, OGG, MP3 (soundfile) or any container FFmpeg decodes (m4a, webm, mp4, ...).
         sample_rate: the rate to resample to (the model's rate).
+        offset: start of the stretch to read, seconds (None: the whole file).
+        duration: length of the stretch, seconds (None: to the end of the file).
 
     Returns:
         (S,) float32 tensor in [-1, 1] (for PCM input).
@@ -95,6 +98,9 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
         raise AudioReadError(path, "is a directory, not an audio file")
     if os.path.getsize(path) == 0:
         raise AudioReadError(path, "empty file (0 bytes)")
+    if offset is not None or duration is not None:
+        wav, sr = read_stretch(path, offset or 0.0, duration)
+        return AF.resample(wav, sr, sample_rate) if sr != sample_rate else wav
     try:
         wav, sr = _read_soundfile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
@@ -109,6 +115,87 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
     if sr != sample_rate:
         wav = AF.resample(wav, sr, sample_rate)
     return wav
+
+
+# Formats whose frames soundfile can seek to exactly without decoding what comes before.
+SEEKABLE_EXTENSIONS = {".wav", ".wave", ".flac", ".aif", ".aiff", ".au", ".caf", ".w64"}
+STRETCH_TOLERANCE_S = 0.1  # a stretch may end this far past the end of the file (rounded segment times)
+
+
+def read_stretch(path: str, offset: float, duration: float | None) -> tuple[torch.Tensor, int]:
+    """Samples of ``[offset, offset + duration)`` seconds of a file, at the file's own rate.
+
+    PCM containers (WAV, FLAC, ...) seek to the first frame; compressed ones (MP3, OGG, m4a ...)
+    are decoded from the start up to the end of the stretch only.
+
+    Returns:
+        ((S,) float32 mono samples, sample rate).
+
+    Raises:
+        AudioReadError: bad offset/duration, a stretch past the end of the file, or an unreadable file.
+    """
+    if not (offset >= 0 and (duration is None or duration > 0)) or not all(
+            np.isfinite(v) for v in (offset, duration or 0.0)):
+        raise AudioReadError(path, f"bad stretch: offset {offset} s, duration {duration} s "
+                                   "(need offset >= 0 and duration > 0)")
+    try:
+        with sf.SoundFile(path) as f:
+            sr, total = f.samplerate, f.frames
+            start = int(round(offset * sr))
+            frames = total - start if duration is None else int(round(duration * sr))
+            if start >= total:
+                raise AudioReadError(path, f"offset {offset:.3f} s is past the end of the file ({total / sr:.3f} s)")
+            if Path(path).suffix.lower() in SEEKABLE_EXTENSIONS:
+                f.seek(min(start, total))
+                data = f.read(frames, dtype="float32", always_2d=True)
+            else:  # decode up to the end of the stretch, then cut
+                data = f.read(start + frames, dtype="float32", always_2d=True)[start:]
+        wav = _to_mono_tensor(data)
+    except AudioReadError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        wav, sr, total, start, frames = _read_pyav_stretch(path, offset, duration)
+    if start >= total:
+        raise AudioReadError(path, f"offset {offset:.3f} s is past the end of the file ({total / sr:.3f} s)")
+    if frames - wav.numel() > STRETCH_TOLERANCE_S * sr:
+        raise AudioReadError(path, f"stretch {offset:.3f}-{offset + frames / sr:.3f} s ends past the end of "
+                                   f"the file ({total / sr:.3f} s)")
+    return wav, sr
+
+
+def _read_pyav_stretch(path: str, offset: float, duration: float | None):
+    """FFmpeg fallback for :func:`read_stretch`: decode frames until the stretch's end is reached."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise AudioReadError(path, "no audio stream in this container")
+            stream = container.streams.audio[0]
+            sr = stream.rate
+            start = int(round(offset * sr))
+            end = None if duration is None else start + int(round(duration * sr))
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=sr)
+            chunks: list[np.ndarray] = []
+            decoded = 0
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+                    decoded += chunks[-1].shape[1]
+                if end is not None and decoded >= end:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray())
+                    decoded += chunks[-1].shape[1]
+    except AudioReadError:
+        raise
+    except Exception as e:  # PyAV's FFmpegError family
+        raise AudioReadError(path, f"not readable as audio (FFmpeg: {e})") from None
+    data = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)  # (C, S)
+    total = data.shape[1] if end is None or decoded < end else max(decoded, end)
+    frames = (data.shape[1] - start) if end is None else end - start
+    return _to_mono_tensor(data.T[start:end]), sr, total, start, frames
 
 
 def audio_duration(path: str | os.PathLike) -> float:

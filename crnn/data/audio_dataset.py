@@ -24,6 +24,16 @@ def speech_tokenizer(transcripts: Sequence[str]) -> Tokenizer:
     return Tokenizer.build(transcripts, kind="char", lowercase=True, keep=SPEECH_KEEP)
 
 
+def stretch_of(row: dict[str, Any]) -> tuple[float | None, float | None]:
+    """``(offset, duration)`` to read for a row: a stretch when the row has an ``offset`` (NeMo's
+    convention, Kaldi segments), else ``(None, None)``: the whole file (``duration`` alone is taken as
+    the file's length, metadata only)."""
+    if row.get("offset") is None:
+        return None, None
+    duration = row.get("duration")
+    return float(row["offset"]), None if duration is None else float(duration)
+
+
 class AudioDataset(Dataset):
     """Manifest rows -> items ``{signal (S,) float32, tokens (L,) long, text, path}``.
 
@@ -65,12 +75,12 @@ class AudioDataset(Dataset):
         except UnknownSymbolError as e:
             return BadSample(path, f"transcript {row['text']!r}: {e}")
         try:
-            signal = read_audio(path, self.sample_rate)  # (S,)
+            signal = read_audio(path, self.sample_rate, *stretch_of(row))  # (S,)
         except AudioReadError as e:
             return BadSample(path, e.reason)
         if self.augment is not None:
             signal = self.augment(signal)
-        text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind == "char" else row["text"]
+        text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind != "label" else row["text"]
         return {"signal": signal, "tokens": torch.tensor(tokens, dtype=torch.long), "text": text, "path": path}
 
     def random_signal(self, generator: torch.Generator | None = None, tries: int = 3) -> torch.Tensor | None:
@@ -91,7 +101,7 @@ class AudioDataset(Dataset):
                 out.append(float(row["duration"]))
                 continue
             try:
-                out.append(audio_duration(row["path"]))
+                out.append(max(0.0, audio_duration(row["path"]) - float(row.get("offset") or 0.0)))
             except AudioReadError:
                 out.append(0.0)  # the item itself becomes a BadSample when read
         return out

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-import string
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +39,7 @@ def read_rows(source: str, manifest_format: str | None = None) -> list[dict]:
     """Manifest rows of a file or corpus folder (``crnn.data.manifest.read_manifest``)."""
     from crnn.data.manifest import read_manifest
 
-    if manifest_format:
-        return read_manifest(source, format=manifest_format)
-    return read_manifest(source)
+    return read_manifest(source, manifest_format)
 
 
 def data_modality(task: str, rows: list[dict] | None, requested: str = "auto") -> str:
@@ -63,21 +60,20 @@ def resolve_preset(preset: str | None, task: str, modality: str, manifest_data: 
     return DEFAULT_PRESET[modality] if manifest_data else BUILTIN_PRESET[task]
 
 
-def make_tokenizer(texts: list[str], modality: str) -> Tokenizer:
-    """The tokenizer policy, in one place.
+def make_tokenizer(texts: list[str], modality: str, text_norm: str = "auto", units: str = "char",
+                   bpe_size: int = 256) -> Tokenizer:
+    """The tokenizer policy, in one place (``crnn.tokenizer.build_tokenizer`` does the work).
 
-    Speech transcripts (audio data whose text is plain English) get the speech normalisation policy;
-    other audio transcripts (DTMF keys, symbols) are taken character by character as written; video
-    and feature transcripts are space-separated labels (actions, sign glosses).
+    Audio transcripts are characters (or SentencePiece units with ``units="bpe"|"unigram"``) under
+    the ``text_norm`` policy; with ``"auto"``, plain English transcripts get the english policy and
+    anything else (DTMF keys, symbols) is taken as written. Video and feature transcripts are
+    space-separated labels (actions, sign glosses).
     """
-    if modality != "audio":
-        return Tokenizer.build(texts, kind="label")
-    allowed = set(string.ascii_letters + " '.,?!;:-\"")
-    if all(set(t) <= allowed for t in texts):
-        from crnn.data.audio_dataset import speech_tokenizer
+    from crnn.tokenizer import build_tokenizer
 
-        return speech_tokenizer(texts)
-    return Tokenizer.build(texts, kind="char")
+    if modality != "audio":
+        return build_tokenizer(texts, "label")
+    return build_tokenizer(texts, "char", text_norm, units, bpe_size)
 
 
 def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_rate: int | None) -> DataBundle:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from crnn.data.manifest import ManifestError
+from crnn.data.errors import ManifestError
 
 AUDIO_SUFFIXES = (".flac", ".wav")  # the corpus ships FLAC; converted copies are often WAV
 

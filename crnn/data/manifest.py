@@ -1,5 +1,7 @@
-"""Manifests: lists of ``{path, text, [duration], [id], ...}`` rows read from JSON lines, NeMo, CSV/TSV
-or a LibriSpeech directory, and written back as JSON lines.
+"""Manifests: lists of ``{path, text, [offset], [duration], [id], ...}`` rows read from JSON lines, NeMo,
+CSV/TSV or a corpus layout (Kaldi, Common Voice, Hugging Face audiofolder, WeNet, LibriSpeech), and
+written back as JSON lines. A row with ``offset`` (seconds) uses only ``[offset, offset + duration)``
+of its file (NeMo's convention; Kaldi ``segments`` map onto it).
 
 Accepted inputs (relative paths resolve against the manifest's folder):
 
@@ -7,6 +9,7 @@ Accepted inputs (relative paths resolve against the manifest's folder):
   (text = labels joined by a space); NeMo rows ``{"audio_filepath", "duration", "text"}`` as they are.
 * CSV / TSV with a header holding ``path`` (or ``audio_filepath``) and ``text`` columns.
 * A directory holding LibriSpeech ``*.trans.txt`` files (see ``crnn.data.librispeech``).
+* Corpus layouts of other toolkits, one reader module each in ``crnn.data.corpora``.
 """
 from __future__ import annotations
 
@@ -16,11 +19,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from crnn.data.errors import ManifestError
+
 PATH_KEYS = ("path", "audio_filepath")  # first found wins; NeMo uses audio_filepath
-
-
-class ManifestError(ValueError):
-    """A manifest (or one of its lines) cannot be used; the message names the file and line."""
 
 
 def _resolve(path: str, base: Path) -> str:
@@ -52,13 +53,16 @@ def normalize_row(raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]
         row["text"] = raw["labels"]
     else:
         raise ManifestError(f"{where}: missing 'text' (or a 'labels' list)")
-    if row.get("duration") not in (None, ""):
+    for key in ("offset", "duration"):
+        if row.get(key) in (None, ""):
+            row.pop(key, None)
+            continue
         try:
-            row["duration"] = float(row["duration"])
+            row[key] = float(row[key])
         except (TypeError, ValueError):
-            raise ManifestError(f"{where}: 'duration' must be a number, got {row['duration']!r}") from None
-    else:
-        row.pop("duration", None)
+            raise ManifestError(f"{where}: {key!r} must be a number of seconds, got {row[key]!r}") from None
+        if not (row[key] >= 0 and row[key] != float("inf")) or (key == "duration" and "offset" in row and row[key] == 0):
+            raise ManifestError(f"{where}: {key!r} must be a finite number of seconds >= 0, got {row[key]!r}")
     return row
 
 
@@ -94,31 +98,105 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
     return rows
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a manifest file (JSONL / NeMo / CSV / TSV) or a LibriSpeech directory.
+MANIFEST_FORMATS = ("jsonl", "csv", "tsv", "librispeech", "kaldi", "commonvoice", "audiofolder", "wenet")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The layout of ``path`` (one of MANIFEST_FORMATS), from its name and first line.
+
+    Folders: ``kaldi`` (wav.scp + text), ``audiofolder`` (metadata.csv/jsonl), ``librispeech``
+    (*.trans.txt below). Files: ``wav.scp``/``text`` inside a Kaldi folder -> ``kaldi``; a ``.tsv``
+    with ``path`` and ``sentence`` columns -> ``commonvoice``; other ``.csv``/``.tsv`` -> ``csv``/``tsv``;
+    JSON lines with ``key``/``wav``/``txt`` -> ``wenet``; any other file -> ``jsonl`` (NeMo too).
+
+    Raises:
+        ManifestError: for a missing path or a folder in none of the known layouts.
+    """
+    from crnn.data.corpora.audiofolder import is_audiofolder
+    from crnn.data.corpora.commonvoice import is_commonvoice_tsv
+    from crnn.data.corpora.kaldi import is_kaldi_dir
+    from crnn.data.corpora.wenet import is_wenet_list
+    from crnn.data.librispeech import is_librispeech_dir
+
+    path = Path(path)
+    if path.is_dir():
+        if is_kaldi_dir(path):
+            return "kaldi"
+        if is_audiofolder(path):
+            return "audiofolder"
+        if is_librispeech_dir(path):
+            return "librispeech"
+        raise ManifestError(f"{path}: a directory but not a LibriSpeech (*.trans.txt), Kaldi (wav.scp + text) "
+                            "or Hugging Face audiofolder (metadata.csv / metadata.jsonl) layout")
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file or corpus folder")
+    if path.name in ("wav.scp", "text", "segments") and is_kaldi_dir(path.parent):
+        return "kaldi"
+    suffix = path.suffix.lower()
+    if suffix == ".tsv":
+        return "commonvoice" if is_commonvoice_tsv(path) else "tsv"
+    if suffix == ".csv":
+        return "csv"
+    return "wenet" if is_wenet_list(path) else "jsonl"
+
+
+def read_manifest(source: str | os.PathLike, format: str | None = None) -> list[dict[str, Any]]:
+    """Read a manifest file or corpus folder in any supported layout.
+
+    Args:
+        source: a JSONL / NeMo / CSV / TSV manifest, a Common Voice ``.tsv``, a WeNet ``data.list``,
+            or a Kaldi data directory, Hugging Face audiofolder or LibriSpeech folder.
+        format: one of MANIFEST_FORMATS to skip detection (``"nemo"`` is ``"jsonl"``). (Default: detect)
 
     Returns:
-        Rows with at least ``path`` (absolute str) and ``text`` (str); ``duration`` (float seconds)
-        and ``id`` when the source has them; other fields pass through.
+        Rows with at least ``path`` (absolute str) and ``text`` (str); ``offset``/``duration`` (float
+        seconds) and ``id`` when the source has them; other fields pass through.
 
     Raises:
         ManifestError: naming the file (and line) that cannot be used.
     """
-    path = Path(path)
-    if path.is_dir():
-        from crnn.data.librispeech import is_librispeech_dir, read_librispeech
+    path = Path(source)
+    fmt = {"nemo": "jsonl", "json": "jsonl"}.get(format or "", format) or detect_format(path)
+    if fmt not in MANIFEST_FORMATS:
+        raise ManifestError(f"unknown manifest format {format!r} (choose from {', '.join(MANIFEST_FORMATS)})")
+    if not path.exists():
+        raise ManifestError(f"{path}: no such manifest file or corpus folder")
+    folder_formats = {"kaldi", "audiofolder", "librispeech"}
+    if fmt == "kaldi" and path.is_file():
+        path = path.parent  # wav.scp or text given: the data directory is its folder
+    if (fmt in folder_formats) != path.is_dir():
+        kind = "a folder" if fmt in folder_formats else "a file"
+        raise ManifestError(f"{path}: format {fmt!r} reads {kind}")
+    if fmt == "kaldi":
+        from crnn.data.corpora.kaldi import read_kaldi_dir
 
-        if is_librispeech_dir(path):
-            return read_librispeech(path)
-        raise ManifestError(f"{path}: a directory but not a LibriSpeech layout (no *.trans.txt files under it)")
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest file")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+        return _checked(read_kaldi_dir(path), path)
+    if fmt == "audiofolder":
+        from crnn.data.corpora.audiofolder import read_audiofolder
+
+        return _checked(read_audiofolder(path), path)
+    if fmt == "librispeech":
+        from crnn.data.librispeech import read_librispeech
+
+        return read_librispeech(path)
+    if fmt == "commonvoice":
+        from crnn.data.corpora.commonvoice import read_commonvoice_tsv
+
+        return _checked(read_commonvoice_tsv(path), path)
+    if fmt == "wenet":
+        from crnn.data.corpora.wenet import read_wenet_list
+
+        return _checked(read_wenet_list(path), path)
+    if fmt == "csv":
         return _read_delimited(path, ",")
-    if suffix == ".tsv":
+    if fmt == "tsv":
         return _read_delimited(path, "\t")
-    return _read_jsonl(path)  # .jsonl, .json (NeMo), or anything else
+    return _read_jsonl(path)
+
+
+def _checked(rows: list[dict[str, Any]], source: Path) -> list[dict[str, Any]]:
+    """Layout readers' rows through the same field checks as manifest rows (numbers, text)."""
+    return [normalize_row(row, source, f"{source} (utterance {row.get('id', i)})") for i, row in enumerate(rows)]
 
 
 def write_manifest(path: str | os.PathLike, rows: Iterable[dict[str, Any]], relative: bool = True) -> None:

@@ -32,11 +32,20 @@ def _encode(tokenizer: Tokenizer, entry: str, source: str) -> list[int]:
         raise ValueError(f"{source}: entry {entry!r}: {e}") from None
 
 
+def _spellings(tokenizer: Tokenizer, word: str, source: str) -> list[list[int]]:
+    try:
+        return tokenizer.spellings(word)
+    except UnknownSymbolError as e:
+        raise ValueError(f"{source}: entry {word!r}: {e}") from None
+
+
 class Lexicon:
     """A prefix trie over the token spellings of the allowed words.
 
     ``child[node, token]`` is the next node or -1; ``word[node]`` is the index of the word ending at
-    ``node`` or -1. Node 0 is the root. Words containing the separator token are rejected.
+    ``node`` or -1. Node 0 is the root. Words containing the separator token are rejected. With a
+    subword vocabulary every word is entered under each of its spellings (``Tokenizer.spellings``:
+    the canonical segmentation and sampled alternatives), each starting with a ``▁`` piece.
 
     Args:
         words: the allowed words.
@@ -45,26 +54,29 @@ class Lexicon:
     """
 
     def __init__(self, words: Sequence[str], tokenizer: Tokenizer, source: str = "lexicon"):
-        if tokenizer.kind != "char":
-            raise ValueError(f"{source}: a lexicon needs a character vocabulary; use a grammar for labels")
-        sep = tokenizer.word_separator
+        if tokenizer.kind == "label":
+            raise ValueError(f"{source}: a lexicon needs a character or subword vocabulary; use a grammar for labels")
+        sep, starts = tokenizer.word_separator, tokenizer.word_starts
         self.words: list[str] = []
         children: list[dict[int, int]] = [{}]
         ends: list[int] = [-1]
         for w in dict.fromkeys(x.split()[0] for x in words):  # first field; duplicates dropped
-            ids = _encode(tokenizer, w, source)
-            if not ids or (sep is not None and sep in ids):
+            spellings = [ids for ids in _spellings(tokenizer, w, source)
+                         if ids and (sep is None or sep not in ids)
+                         and (not starts or (ids[0] in starts and not starts.intersection(ids[1:])))]
+            if not spellings:
                 continue
-            node = 0
-            for t in ids:
-                nxt = children[node].get(t)
-                if nxt is None:
-                    nxt = len(children)
-                    children[node][t] = nxt
-                    children.append({})
-                    ends.append(-1)
-                node = nxt
-            ends[node] = len(self.words)
+            for ids in spellings:
+                node = 0
+                for t in ids:
+                    nxt = children[node].get(t)
+                    if nxt is None:
+                        nxt = len(children)
+                        children[node][t] = nxt
+                        children.append({})
+                        ends.append(-1)
+                    node = nxt
+                ends[node] = len(self.words)
             self.words.append(w)
         if not self.words:
             raise ValueError(f"{source}: no usable words (empty, or none spellable in the vocabulary)")
@@ -146,7 +158,7 @@ class Hotwords:
             if Path(spec).is_file():
                 return cls(read_word_list(spec), tokenizer, weight, source=spec)
             spec = [p.strip() for p in spec.split(",")]
-        phrases = [tokenizer.normalize(p) if tokenizer.kind == "char" else p for p in spec if p.strip()]
+        phrases = [tokenizer.normalize(p) if tokenizer.kind != "label" else p for p in spec if p.strip()]
         return cls(phrases, tokenizer, weight)
 
 

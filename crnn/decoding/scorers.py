@@ -72,16 +72,18 @@ class TokenLMScorer:
 
 
 class WordScorer:
-    """Word-level terms for character vocabularies: a lexicon constraint and/or a word LM.
+    """Word-level terms for character or subword vocabularies: a lexicon constraint and/or a word LM.
 
-    A word ends where the separator (space) token is emitted, and at the end of the utterance.
+    With characters a word ends where the separator (space) token is emitted; with subwords where
+    the next word's first piece (one starting with ``▁``) is emitted; and at the end of the utterance.
     With a lexicon, a prefix may only spell a path of its trie and a word may only end at a listed
     word; without one, words are identified by the hash of their tokens and unknown ones score as
-    ``<unk>``. With an LM, each completed word adds ``alpha * ln p(word | history) + beta``. Empty
-    words (leading or double spaces) are not allowed.
+    ``<unk>`` (a subword word is looked up under each of its ``Tokenizer.spellings``). With an LM,
+    each completed word adds ``alpha * ln p(word | history) + beta``. Empty words (leading or double
+    spaces) are not allowed.
 
     Args:
-        tokenizer: a character tokenizer with a space symbol.
+        tokenizer: a character tokenizer with a space symbol, or a subword tokenizer.
         lm: word LM or None. lexicon: Lexicon or None. alpha, beta: LM weight and word bonus.
     """
 
@@ -89,18 +91,29 @@ class WordScorer:
         self, tokenizer: Tokenizer, lm: TensorLM | None = None, lexicon: Lexicon | None = None,
         alpha: float = 0.5, beta: float = 1.0,
     ):
-        sep = tokenizer.word_separator
-        if sep is None:
-            raise ValueError("word-level LM or lexicon needs a character vocabulary with a space symbol")
+        sep, starts = tokenizer.word_separator, sorted(tokenizer.word_starts)
+        if sep is None and not starts:
+            raise ValueError("word-level LM or lexicon needs a character vocabulary with a space symbol "
+                             "or a subword vocabulary")
         if lm is None and lexicon is None:
             raise ValueError("WordScorer needs an LM, a lexicon or both")
-        self.sep, self.V = sep, len(tokenizer)
+        self.sep, self.V = (sep if sep is not None else -1), len(tokenizer)
+        self.subword = sep is None
         self.lm, self.lexicon, self.alpha, self.beta = lm, lexicon, alpha, beta
-        tables: dict[str, torch.Tensor] = {}
+        is_start = torch.zeros(self.V, dtype=torch.bool)
+        is_start[starts] = True
+        tables: dict[str, torch.Tensor] = {"is_start": is_start}
         if lexicon is not None:
-            # The separator leads from a word's last node back to the root; elsewhere it is forbidden.
             child = lexicon.child.clone()
-            child[:, sep] = torch.where(lexicon.word >= 0, 0, -1)
+            if self.subword:
+                # A word's first piece may follow only a complete word (or the start): it jumps to
+                # where that piece leads from the root.
+                may_end = lexicon.word >= 0
+                may_end[0] = True
+                child[:, starts] = torch.where(may_end[:, None], lexicon.child[0, starts][None, :], -1)
+            else:
+                # The separator leads from a word's last node back to the root; elsewhere it is forbidden.
+                child[:, sep] = torch.where(lexicon.word >= 0, 0, -1)
             tables["child"] = child.flatten()
             tables["penalty"] = torch.where(child >= 0, 0.0, NEG_INF).flatten()  # additive mask
             tables["complete"] = lexicon.word >= 0
@@ -114,7 +127,8 @@ class WordScorer:
                 if w in (EOS, UNK, "<s>"):
                     continue
                 try:
-                    pairs[token_hash(tokenizer.encode(w))] = i
+                    for ids in tokenizer.spellings(w, 4):
+                        pairs.setdefault(token_hash(ids), i)
                 except ValueError:
                     continue
             keys = torch.tensor(sorted(pairs), dtype=torch.int64)
@@ -145,9 +159,16 @@ class WordScorer:
             return lookup(tab["complete"], state["w_node"])
         return state["w_len"] > 0
 
+    def _pending(self, state) -> torch.Tensor:
+        """(B, K) whether a word has been started and not yet closed."""
+        return state["w_node"] > 0 if self.lexicon is not None else state["w_len"] > 0
+
     def extend(self, state, last, cand):
         tab = self.tables.on(cand.device)
-        is_sep = (cand == self.sep)[:, None, :]  # (B, 1, C)
+        if self.subword:  # the next word's first piece closes the pending word
+            closes = lookup(tab["is_start"], cand)[:, None, :] & self._pending(state)[:, :, None]  # (B, K, C)
+        else:
+            closes = (cand == self.sep)[:, None, :]  # (B, 1, C)
         lp = nxt = None
         if self.lm is not None:
             lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
@@ -155,30 +176,40 @@ class WordScorer:
         if self.lexicon is not None:
             delta = lookup(tab["penalty"], state["w_node"][:, :, None] * self.V + cand[:, None, :])
             if lp is not None:  # LM terms are finite, so a 0/1 product is safe
-                delta = delta + lp[:, :, None] * is_sep.to(delta.dtype)
+                delta = delta + lp[:, :, None] * closes.to(delta.dtype)
             return delta, nxt
+        if self.subword:
+            return (torch.where(closes, lp[:, :, None], 0.0) if lp is not None
+                    else torch.zeros(closes.shape, device=cand.device)), nxt
         sep_term = torch.where(state["w_len"] > 0, 0.0 if lp is None else lp, NEG_INF)  # no empty words
-        return torch.where(is_sep, sep_term[:, :, None], 0.0), nxt
+        return torch.where(closes, sep_term[:, :, None], 0.0), nxt
 
     def advance(self, state, aux, src, tok, ext):
-        stay, is_sep = tok == 0, tok == self.sep
+        stay = tok == 0
         new: dict[str, torch.Tensor] = {}
+        if self.subword:
+            starts = lookup(self.tables.on(tok.device)["is_start"], tok)
+            closes = starts & self._pending({k: v.gather(1, src) for k, v in state.items()})
+        else:
+            starts = closes = tok == self.sep
         if self.lexicon is not None:
             node = state["w_node"].gather(1, src)
             child = lookup(self.tables.on(tok.device)["child"], node * self.V + tok).clamp_min(0)
             new["w_node"] = torch.where(stay, node, child)
         else:
             n, h = state["w_len"].gather(1, src), state["w_hash"].gather(1, src)
-            new["w_len"] = torch.where(stay, n, torch.where(is_sep, 0, n + 1))
-            new["w_hash"] = torch.where(stay, h, torch.where(is_sep, 0, h * HASH_MUL + tok))
+            # A separator empties the word; a subword word-start piece begins a new one.
+            first = 1 if self.subword else 0
+            new["w_len"] = torch.where(stay, n, torch.where(starts, first, n + 1))
+            new["w_hash"] = torch.where(stay, h, torch.where(starts, tok * first, h * HASH_MUL + tok))
         if self.lm is not None:
-            new["w_lm"] = torch.where(is_sep, aux.gather(1, src), state["w_lm"].gather(1, src))
+            new["w_lm"] = torch.where(closes, aux.gather(1, src), state["w_lm"].gather(1, src))
         return new
 
     def final(self, state, last):
         tab = self.tables.on(last.device)
-        # A word not yet closed by a space.
-        pending = state["w_node"] > 0 if self.lexicon is not None else state["w_len"] > 0
+        # A word not yet closed by a space (or by the next word's first piece).
+        pending = self._pending(state)
         ok = ~pending | self._complete(tab, state)
         out = torch.zeros(last.shape, device=last.device).masked_fill(~ok, NEG_INF)
         if self.lm is not None:

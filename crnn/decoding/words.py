@@ -6,14 +6,15 @@ from crnn.decoding.hypothesis import Hypothesis
 
 
 def hypothesis_words(hyp: Hypothesis, tokenizer: Tokenizer, frame_shift: float | None) -> list[dict]:
-    """Group a hypothesis' tokens into words: characters between spaces, or one label per word.
+    """Group a hypothesis' tokens into words: characters between spaces, subword pieces from one
+    ``▁`` piece to the next, or one label per word.
 
     Returns:
         ``[{"word", "start", "end", "confidence"}, ...]``: times in seconds when ``frame_shift`` is
         known (``end`` is the end of the word's last frame), else in frames; confidence is the
         mean of the word's token confidences.
     """
-    sep = tokenizer.word_separator
+    sep, starts = tokenizer.word_separator, tokenizer.word_starts
     scale = frame_shift if frame_shift is not None else 1.0
     confs = hyp.token_confidences or [hyp.confidence] * len(hyp.tokens)
     spans = hyp.spans or [(0, 0)] * len(hyp.tokens)
@@ -23,6 +24,8 @@ def hypothesis_words(hyp: Hypothesis, tokenizer: Tokenizer, frame_shift: float |
             groups.append([i])
         elif t == sep:
             groups.append([])
+        elif t in starts:
+            groups.append([i])
         else:
             groups[-1].append(i)
     words = []

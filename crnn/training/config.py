@@ -11,7 +11,10 @@ class TrainConfig:
     task: str = "dtmf"                   # built-in data ("dtmf", "actions") when no manifests are given
     train_manifest: str | None = None    # JSONL/NeMo/CSV manifest or corpus folder (LibriSpeech ...)
     val_manifest: str | None = None      # validation data, same forms
-    manifest_format: str | None = None   # force a manifest/corpus layout reader (None: detected from the path)
+    manifest_format: str | None = None   # corpus layout of both manifests (None: detected from the path)
+    text_norm: str = "auto"              # transcript policy: "english", "basic", "none" or "auto" (english if plain English)
+    units: str = "char"                  # output units: "char", or SentencePiece "bpe" / "unigram" trained on the transcripts
+    bpe_size: int = 256                  # SentencePiece vocabulary size (units bpe/unigram)
     modality: str = "auto"               # "audio", "video", "features" or "auto" (from the preset/files)
     model: str | None = None             # preset name (crnn.list_models()); None: the task's default
     model_args: dict = field(default_factory=dict)  # ModelConfig fields / frontend args over the preset

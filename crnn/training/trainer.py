@@ -206,7 +206,9 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
     """A fresh model of the chosen preset, with the data's vocabulary attached as ``model.tokenizer``."""
     preset = resolve_preset(cfg.model, cfg.task, modality, rows is not None)
     if rows is not None:
-        tokenizer = make_tokenizer([r["text"] for r in rows], modality)
+        tokenizer = make_tokenizer([r["text"] for r in rows], modality, cfg.text_norm, cfg.units, cfg.bpe_size)
+    elif cfg.units != "char" or cfg.text_norm != "auto":
+        raise ValueError("--units and --text-norm need --train-manifest (built-in tasks have fixed vocabularies)")
     else:
         probe = create_model(preset, vocab_size=2, **cfg.model_args)
         tokenizer = build_builtin(cfg.task, 1, 1, cfg.seed, probe.cfg.frontend_args.get("sample_rate")).tokenizer
