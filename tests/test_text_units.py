@@ -142,7 +142,7 @@ def test_subword_lm_lexicon_and_hotwords_decide_an_ambiguous_word(spoken_tok, sp
 
 
 def test_lexicon_holds_every_sampled_spelling(spoken_tok):
-    from crnn.decoding.lexicon import Lexicon
+    from crnn.decoding.constraints import Lexicon
 
     lex = Lexicon(["mat", "dog"], spoken_tok)
     for word in ("mat", "dog"):
