@@ -94,10 +94,9 @@ class TemporalConvStack(nn.Module):
         return x.transpose(1, 2), lengths  # (B, T', C)
 
 
-class _TemporalStackFrontend(nn.Module):
-    """What "video" and "features" share: time arithmetic from ``self.temporal`` and ``cfg.fps``."""
-
-    temporal: TemporalConvStack
+class _TemporalFrontend(nn.Module):
+    """What every video frontend shares: a config dataclass with ``fps``, and time arithmetic from
+    ``time_stride`` (input frames per output frame) and ``output_lengths``, defined by each subclass."""
 
     def config_dict(self) -> dict:
         return asdict(self.cfg)
@@ -105,12 +104,26 @@ class _TemporalStackFrontend(nn.Module):
     @property
     def time_stride(self) -> int:
         """Input frames per output frame."""
-        return self.temporal.stride
+        raise NotImplementedError
 
     @property
     def frame_shift(self) -> float:
         """Seconds between consecutive output frames."""
         return self.time_stride / self.cfg.fps
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames (B,) -> output frames (B,)."""
+        raise NotImplementedError
+
+
+class _TemporalStackFrontend(_TemporalFrontend):
+    """"video" and "features": time is subsampled by a TemporalConvStack after per-frame features."""
+
+    temporal: TemporalConvStack
+
+    @property
+    def time_stride(self) -> int:
+        return self.temporal.stride
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames (B,) -> output frames (B,)."""
@@ -265,7 +278,7 @@ def small_cnn3d(in_channels: int, channels: list[int], t_strides: list[int]) -> 
 
 
 @register_frontend("video3d", modality="video")
-class Video3DFrontend(nn.Module):
+class Video3DFrontend(_TemporalFrontend):
     """Frames (B, T, C, H, W) -> normalise -> 3D CNN -> spatial average -> (B, T', D).
 
     Every Conv3d with a temporal kernel gets its input masked past each clip's end (a forward
@@ -280,7 +293,7 @@ class Video3DFrontend(nn.Module):
         if cfg.time_subsample not in (1, 2, 4):
             raise ValueError(f"time_subsample must be 1, 2 or 4, got {cfg.time_subsample}")
         self.cfg = cfg
-        n_strided = {1: 0, 2: 1, 4: 2}[cfg.time_subsample]
+        n_strided = self.halvings
         if cfg.backbone == "small":
             t_strides = [2 if i < n_strided else 1 for i in range(len(cfg.channels))]
             self.stages = small_cnn3d(cfg.in_channels, list(cfg.channels), t_strides)
@@ -312,21 +325,19 @@ class Video3DFrontend(nn.Module):
     def from_args(cls, args: dict) -> "Video3DFrontend":
         return cls(_from_args(Video3DFrontendConfig, "video3d", args))
 
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
-
     @property
     def time_stride(self) -> int:
         return self.cfg.time_subsample
 
     @property
-    def frame_shift(self) -> float:
-        return self.time_stride / self.cfg.fps
+    def halvings(self) -> int:
+        """Temporal stride-2 convolutions: 0, 1 or 2."""
+        return {1: 0, 2: 1, 4: 2}[self.cfg.time_subsample]
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames (B,) -> output frames (B,): every temporal stride-2 conv has kernel 3/pad 1 or kernel 1/pad 0,
         both giving floor((n - 1) / 2) + 1."""
-        for _ in range({1: 0, 2: 1, 4: 2}[self.cfg.time_subsample]):
+        for _ in range(self.halvings):
             lengths = torch.where(lengths > 0, conv_out_length(lengths, kernel=3, stride=2, padding=1), lengths)
         return lengths
 
@@ -346,7 +357,7 @@ class Video3DFrontend(nn.Module):
         # Valid-frame masks at every temporal resolution the network passes through, keyed by padded T.
         T, n = x.size(2), lengths
         self._masks = {T: length_mask(n, T)}
-        for _ in range({1: 0, 2: 1, 4: 2}[self.cfg.time_subsample]):
+        for _ in range(self.halvings):
             T = (T - 1) // 2 + 1
             n = torch.where(n > 0, conv_out_length(n, kernel=3, stride=2, padding=1), n)
             self._masks[T] = length_mask(n, T)
