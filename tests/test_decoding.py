@@ -375,3 +375,22 @@ def test_parent_lookup_finds_the_beam_one_token_shorter(K):
             assert bool(found[b, j]) == bool(where)
             if where:
                 assert int(idx[b, j]) == where[0]
+
+
+def test_nbest_texts_are_distinct_and_as_many_as_asked(tmp_path):
+    lex = tmp_path / "words.txt"
+    lex.write_text("cat\ncot\ncoat\ndog\nhat\n")
+    rnd = peaked(3, 40, len(CHARS), seed=5, boost=4.0)
+    for hyps in Decoder(CHARS, DecodeOptions(beam_size=16, nbest=3, lexicon=str(lex)))(rnd, torch.tensor([40, 40, 30])):
+        texts_ = [h.text for h in hyps]
+        assert len(texts_) == len(set(texts_)) == 3, texts_  # no 'cat' next to 'cat ' (trailing separator)
+        assert all(t == " ".join(t.split()) for t in texts_)
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_hotwords_outside_the_vocabulary_are_dropped_with_a_warning(capsys):
+    lp = spell(word_frames("cat"))[None]
+    dec = Decoder(CHARS, DecodeOptions(beam_size=4, hotwords=("cat", "zebra", "dog")))
+    assert texts(dec(lp, torch.tensor([lp.size(1)]))) == ["cat"]
+    err = capsys.readouterr().err
+    assert "hotword 'zebra' dropped" in err and "'cat'" not in err and "'dog'" not in err

@@ -4,6 +4,7 @@ label grammar (allowed successors).
 """
 from __future__ import annotations
 
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Sequence
@@ -114,8 +115,14 @@ class Hotwords:
         children: list[dict[int, int]] = [{}]
         depth = [0]
         end = [False]
+        self.dropped: list[str] = []  # phrases with symbols outside the vocabulary: warned about, not fatal
         for p in phrases:
-            ids = _encode(tokenizer, p, source)
+            try:
+                ids = tokenizer.encode(p)
+            except UnknownSymbolError as e:
+                print(f"warning: {source}: hotword {p!r} dropped: {e}", file=sys.stderr)
+                self.dropped.append(p)
+                continue
             if not ids:
                 continue
             node = 0

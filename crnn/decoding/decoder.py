@@ -90,12 +90,20 @@ class Decoder:
         if o.beam_size == 1 and not self.scorers:
             nbest = [[h] for h in ctc_greedy(log_probs, lengths)]
         else:
+            # Several beams can spell one text (a trailing word separator, say): ask for the whole beam
+            # when an n-best list is wanted, and keep the best of each distinct text.
             nbest = ctc_beam_search(
-                log_probs, lengths, beam_size=o.beam_size, nbest=o.nbest, token_prune=o.token_prune,
-                blank_skip=o.blank_skip, scorers=self.scorers,
+                log_probs, lengths, beam_size=o.beam_size, nbest=o.beam_size if o.nbest > 1 else 1,
+                token_prune=o.token_prune, blank_skip=o.blank_skip, scorers=self.scorers,
             )
+        out = []
         for hyps in nbest:
-            for h in hyps:
-                h.text = self.tokenizer.decode(h.tokens)
+            distinct: dict[str, Hypothesis] = {}
+            for h in hyps:  # best first
+                h.text = " ".join(self.tokenizer.decode(h.tokens).split())
+                distinct.setdefault(h.text, h)
+            kept = list(distinct.values())[: o.nbest]
+            for h in kept:
                 h.words = hypothesis_words(h, self.tokenizer, self.frame_shift)
-        return nbest
+            out.append(kept)
+        return out
