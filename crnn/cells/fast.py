@@ -50,6 +50,8 @@ def step_function(fn: Callable, device: torch.device) -> Callable:
     ``fn`` must be a pure function of tensors (weights passed as arguments), so one compiled graph
     serves every layer and direction instead of recompiling per module.
     """
-    if device.type == "cuda" and enabled():
+    from crnn.cells.base import exporting
+
+    if device.type == "cuda" and enabled() and not exporting():
         return _compiled(fn)
     return fn

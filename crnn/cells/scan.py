@@ -54,6 +54,8 @@ class ScanLayer(StepLayer):
     log b) each (B, T, H), and ``step`` (the same maths one frame at a time). State: (dirs, B, H).
     """
 
+    exportable_fast_path = True  # cumsum + logcumsumexp export as they are
+
     def log_coefficients(self, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torchaudio
 
+from crnn.cells.base import exporting
 from crnn.frontends import register_frontend
 from crnn.lengths import conv_out_length, length_mask
 
@@ -53,6 +54,7 @@ class AudioFrontend(nn.Module):
             sample_rate=cfg.sample_rate, n_fft=n_fft, win_length=self.win, hop_length=self.hop,
             n_mels=cfg.n_mels, center=False, power=2.0,
         )
+        self.register_buffer("dft_basis", self._dft_basis(), persistent=False)
         self.register_buffer("global_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("global_std", torch.ones(cfg.n_mels))
         self.freq_mask = torchaudio.transforms.FrequencyMasking(cfg.freq_mask_width, iid_masks=True)
@@ -74,6 +76,30 @@ class AudioFrontend(nn.Module):
             )
             in_ch, f = c, (f + 2 - 3) // 2 + 1
         self.output_size = c * f
+
+    def _dft_basis(self) -> torch.Tensor:
+        """(2 * n_freq, 1, n_fft) windowed cos/sin rows: a Conv1d with them is the STFT (real, imaginary)."""
+        window = self.mel.spectrogram.window.double()  # (win,) centred in n_fft, as torch.stft does
+        left = (self.n_fft - window.numel()) // 2
+        window = nn.functional.pad(window, (left, self.n_fft - window.numel() - left))
+        n = torch.arange(self.n_fft, dtype=torch.float64)
+        k = torch.arange(self.n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * torch.pi * ((k * n) % self.n_fft) / self.n_fft  # (n_freq, n_fft); modulo keeps it exact
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 * n_freq, n_fft)
+        return basis.float().unsqueeze(1)
+
+    def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, S) -> mel power (B, n_mels, T) (``center=False``).
+
+        Exported graphs take the same frames through a Conv1d over a DFT basis (STFT does not export to
+        ONNX); the two agree to float32 rounding.
+        """
+        if not exporting():
+            return self.mel(waveform)
+        frames = nn.functional.conv1d(waveform.unsqueeze(1), self.dft_basis, stride=self.hop)  # (B, 2F, T)
+        real, imag = frames.chunk(2, dim=1)
+        power = real * real + imag * imag  # (B, n_freq, T)
+        return torch.matmul(power.transpose(1, 2), self.mel.mel_scale.fb).transpose(1, 2)  # (B, n_mels, T)
 
     @classmethod
     def from_args(cls, args: dict) -> "AudioFrontend":
@@ -109,9 +135,12 @@ class AudioFrontend(nn.Module):
     def features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveform (B, S) -> normalised log-mel (B, T, n_mels), frame lengths (B,). Always fp32."""
         with torch.autocast(device_type=waveform.device.type, enabled=False):
-            if waveform.size(1) < self.n_fft:  # too short for one frame: pad so shapes stay defined
+            if exporting():  # the same padding, with a symbolic length
+                pad = waveform.new_zeros(waveform.size(0), torch.sym_max(0, self.n_fft - waveform.size(1)))
+                waveform = torch.cat([waveform, pad], dim=1)
+            elif waveform.size(1) < self.n_fft:  # too short for one frame: pad so shapes stay defined
                 waveform = nn.functional.pad(waveform, (0, self.n_fft - waveform.size(1)))
-            spec = self.mel(waveform.float())  # (B, n_mels, T)
+            spec = self.mel_power(waveform.float())  # (B, n_mels, T)
             feats = torch.log(spec + 1e-6).transpose(1, 2)  # (B, T, n_mels)
             n = self.feature_lengths(lengths)
             mask = length_mask(n, feats.size(1)).unsqueeze(-1)  # (B, T, 1)
