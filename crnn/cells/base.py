@@ -76,6 +76,7 @@ def masked_scan(
         s = map_state(lambda a, b: torch.where(m, a, b), new, s)
         return s, h * m
 
+    state = map_state(torch.clone, state)  # scan must not take views of graph inputs as its carry
     final, ys = scan(body, state, (xp.transpose(0, 1), mask.transpose(0, 1)))  # ys: (T, B, H)
     return ys.transpose(0, 1), final
 
