@@ -18,6 +18,7 @@ The file carries what a runtime needs in its ``metadata_props`` (:func:`export_m
 from __future__ import annotations
 
 import contextlib
+from copy import deepcopy
 import io
 import json
 import warnings
@@ -111,7 +112,6 @@ class StreamingGraph(nn.Module):
 
 def example_input(model: CRNN, batch: int = 2, seconds: float = 2.0) -> torch.Tensor:
     """A dummy input of the model's modality (its shape only guides tracing)."""
-    fa = model.cfg.frontend_args
     modality = modality_of(model)
     if modality == "audio":
         return torch.randn(batch, int(seconds * model.frontend.cfg.sample_rate)) * 0.1
@@ -119,7 +119,7 @@ def example_input(model: CRNN, batch: int = 2, seconds: float = 2.0) -> torch.Te
     if modality == "video":
         cfg = model.frontend.cfg
         return torch.randint(0, 256, (batch, frames, cfg.in_channels, cfg.height, cfg.width), dtype=torch.uint8)
-    return torch.randn(batch, frames, fa.get("input_dim", model.frontend.cfg.input_dim))
+    return torch.randn(batch, frames, model.frontend.cfg.input_dim)
 
 
 def _dynamic_shapes(x: torch.Tensor) -> tuple:
@@ -131,22 +131,17 @@ def _dynamic_shapes(x: torch.Tensor) -> tuple:
 
 @contextlib.contextmanager
 def _exporting(model: CRNN) -> Iterator[CRNN]:
-    """Eval mode, no gradients, exportable paths; the model's mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), export_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer chatter, not the user's concern
-            yield model
-    finally:
-        model.train(was_training)
+    """A CPU copy of ``model`` in eval mode, no gradients, exportable paths (the caller's model is untouched)."""
+    copy = deepcopy(model).cpu().eval()
+    with torch.no_grad(), export_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter, not the user's concern
+        yield copy
 
 
 def export_program(model: CRNN) -> torch.export.ExportedProgram:
     """The offline graph as a ``torch.export`` program with dynamic batch and length."""
     check_exportable(model)
-    model = model.cpu()
-    with _exporting(model):
+    with _exporting(model) as model:
         x = example_input(model)
         lengths = torch.tensor([x.size(1), x.size(1) * 3 // 4])
         try:
@@ -189,7 +184,6 @@ def _to_onnx(graph: nn.Module, args: tuple, input_names: list[str], output_names
     except Exception as e:
         raise ExportError(f"ONNX export failed ({type(e).__name__}: {str(e)[-1500:]})") from None
     proto = program.model_proto
-    del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     path = Path(path)
@@ -201,9 +195,8 @@ def _to_onnx(graph: nn.Module, args: tuple, input_names: list[str], output_names
 def export_onnx(model: CRNN, path: str | Path) -> Path:
     """Write the offline graph (features inside) to one ONNX file with metadata; returns the path."""
     check_exportable(model)
-    model = model.cpu()
     meta = export_metadata(model)
-    with _exporting(model):
+    with _exporting(model) as model:
         x = example_input(model)
         lengths = torch.tensor([x.size(1), x.size(1) * 3 // 4])
         return _to_onnx(OfflineGraph(model), (x, lengths), [meta["input_name"], "lengths"],
@@ -212,7 +205,7 @@ def export_onnx(model: CRNN, path: str | Path) -> Path:
 
 def state_layout(model: CRNN) -> tuple[int, int, int]:
     """(L, K, H) of the streaming state: layers, state tensors per layer (2 for LSTM: h, c), hidden size."""
-    feats = torch.zeros(1, 2, model.frontend.output_size)
+    feats = torch.zeros(1, 2, model.frontend.output_size, device=next(model.parameters()).device)
     with torch.no_grad(), export_mode():
         _, _, states = model.encoder(feats, torch.tensor([2]))
     first = states[0]
@@ -232,7 +225,6 @@ def export_streaming_onnx(model: CRNN, path: str | Path) -> Path:
     check_exportable(model)
     if model.cfg.bidirectional:
         raise ExportError("a streaming graph needs forward-only recurrent layers: this model is bidirectional")
-    model = model.cpu()
     L, K, H = state_layout(model)
     meta = export_metadata(model)
     meta.update({
@@ -243,7 +235,7 @@ def export_streaming_onnx(model: CRNN, path: str | Path) -> Path:
         "state_shape": json.dumps([L, K, "batch", H]),
         "state_layout": "layers x (h) or (h, c) x batch x hidden",
     })
-    with _exporting(model):
+    with _exporting(model) as model:
         feats = torch.randn(2, 12, model.frontend.output_size)
         lengths = torch.tensor([12, 7])
         state = torch.zeros(L, K, 2, H)

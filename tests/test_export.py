@@ -150,6 +150,36 @@ def test_onnx_parity_for_every_cell(cell, tmp_path):
     assert_parity(model, path, x, lengths)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("preset,input_name", [("video_tiny", "frames"), ("features_tiny", "features")])
+def test_onnx_parity_for_video_and_feature_models(preset, input_name, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from crnn.tokenizer import Tokenizer
+
+    torch.manual_seed(0)
+    tok = Tokenizer(["walk", "jump", "wave"], kind="label")
+    extra = {"input_dim": 24} if preset == "features_tiny" else {}
+    model = crnn.create_model(preset, vocab_size=len(tok), hidden_size=16, num_layers=1, **extra).eval()
+    model.tokenizer = tok
+    path = export_onnx(model, tmp_path / "model.onnx")
+    onnx_model = OnnxModel(path)
+    assert onnx_model.input_name == input_name
+    assert onnx_model.modality == ("video" if preset == "video_tiny" else "features")
+    lengths = torch.tensor([40, 9, 23])  # frames
+    if preset == "video_tiny":
+        x = torch.randint(0, 256, (3, 40, 3, 64, 64), dtype=torch.uint8)
+        assert onnx_model.input_dtype == torch.uint8
+    else:
+        x = torch.randn(3, 40, 24)
+    with torch.no_grad():
+        ref, ref_lens = model(x, lengths)
+    got, got_lens = onnx_model(x, lengths)
+    assert torch.equal(got_lens, ref_lens)
+    valid = torch.arange(ref.size(1))[None, :] < ref_lens[:, None]
+    assert (got[valid] - ref[valid]).abs().max().item() < 1e-3
+
+
 def test_streaming_graph_chunk_by_chunk_equals_offline(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
