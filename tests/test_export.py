@@ -254,6 +254,13 @@ def test_streaming_export_of_bidirectional_model_is_refused():
         export_streaming_onnx(tiny_model(), "unused.onnx")
 
 
+def test_video3d_export_is_refused_with_the_reason():
+    model = crnn.create_model("video3d_tiny", vocab_size=4, hidden_size=8, num_layers=1)
+    model.tokenizer = dtmf_tokenizer()
+    with pytest.raises(ExportError, match="video3d.*dynamic length"):
+        export_onnx(model, "unused.onnx")
+
+
 def test_onnx_model_names_a_bad_file(tmp_path):
     pytest.importorskip("onnxruntime")
     bad = tmp_path / "broken.onnx"
