@@ -133,6 +133,9 @@ def _dynamic_shapes(x: torch.Tensor) -> tuple:
 def _exporting(model: CRNN) -> Iterator[CRNN]:
     """A CPU copy of ``model`` in eval mode, no gradients, exportable paths (the caller's model is untouched)."""
     copy = deepcopy(model).cpu().eval()
+    for module in copy.modules():
+        if hasattr(module, "prepare_export"):  # e.g. constants the exported path needs
+            module.prepare_export()
     with torch.no_grad(), export_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer chatter, not the user's concern
         yield copy

@@ -11,10 +11,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-import torch.nn.functional as F
 
 from crnn.cells.base import exporting, masked_scan, reverse_index, reverse_within, run_directions
 from crnn.cells.reference import gru_cell, lstm_cell

@@ -54,7 +54,6 @@ class AudioFrontend(nn.Module):
             sample_rate=cfg.sample_rate, n_fft=n_fft, win_length=self.win, hop_length=self.hop,
             n_mels=cfg.n_mels, center=False, power=2.0,
         )
-        self.register_buffer("dft_basis", self._dft_basis(), persistent=False)
         self.register_buffer("global_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("global_std", torch.ones(cfg.n_mels))
         self.freq_mask = torchaudio.transforms.FrequencyMasking(cfg.freq_mask_width, iid_masks=True)
@@ -77,6 +76,10 @@ class AudioFrontend(nn.Module):
             in_ch, f = c, (f + 2 - 3) // 2 + 1
         self.output_size = c * f
 
+    def prepare_export(self) -> None:
+        """Hold the DFT basis of the exported log-mel as a buffer, so a graph gets it as a constant."""
+        self.register_buffer("dft_basis", self._dft_basis().to(self.global_mean.device), persistent=False)
+
     def _dft_basis(self) -> torch.Tensor:
         """(2 * n_freq, 1, n_fft) windowed cos/sin rows: a Conv1d with them is the STFT (real, imaginary)."""
         window = self.mel.spectrogram.window.double()  # (win,) centred in n_fft, as torch.stft does
@@ -96,7 +99,9 @@ class AudioFrontend(nn.Module):
         """
         if not exporting():
             return self.mel(waveform)
-        frames = nn.functional.conv1d(waveform.unsqueeze(1), self.dft_basis, stride=self.hop)  # (B, 2F, T)
+        basis = getattr(self, "dft_basis", None)
+        basis = self._dft_basis().to(waveform) if basis is None else basis
+        frames = nn.functional.conv1d(waveform.unsqueeze(1), basis, stride=self.hop)  # (B, 2F, T)
         real, imag = frames.chunk(2, dim=1)
         power = real * real + imag * imag  # (B, n_freq, T)
         return torch.matmul(power.transpose(1, 2), self.mel.mel_scale.fb).transpose(1, 2)  # (B, n_mels, T)
