@@ -19,7 +19,8 @@ cells whose ``init_state`` returns a tuple (LSTM's ``(h, c)``), so states of ``g
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+import contextlib
+from typing import Callable, Iterator, Union
 
 import torch
 import torch.nn as nn
@@ -27,6 +28,79 @@ import torch.nn as nn
 from crnn.lengths import length_mask
 
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+
+_export_mode = False
+
+
+@contextlib.contextmanager
+def export_mode() -> Iterator[None]:
+    """Inside this block every layer takes its exportable path (see :func:`exporting`)."""
+    global _export_mode
+    saved, _export_mode = _export_mode, True
+    try:
+        yield
+    finally:
+        _export_mode = saved
+
+
+def exporting() -> bool:
+    """True under :func:`export_mode` or while ``torch.export`` traces.
+
+    Layers then run their time loop as one ``scan`` over a length mask (a graph with a dynamic
+    length) instead of Python loops, packed sequences or cuDNN calls, and skip data-dependent checks.
+    The valid outputs are the same; training never takes this path, so its speed is unchanged.
+    """
+    return _export_mode or torch.compiler.is_exporting()
+
+
+def masked_scan(
+    step: Callable[[torch.Tensor, State], tuple[torch.Tensor, State]], xp: torch.Tensor, mask: torch.Tensor,
+    state: State,
+) -> tuple[torch.Tensor, State]:
+    """The time loop as one ``torch`` scan (exportable with a dynamic length).
+
+    Args:
+        step: ``(x_t (B, P), state) -> (h_t (B, H), new_state)``.
+        xp: (B, T, P) per-frame inputs.
+        mask: (B, T, 1) bool, True on valid frames; past its length a sequence keeps its state.
+        state: the initial state (a tensor or a tuple of tensors).
+
+    Returns:
+        y (B, T, H) zero at padded frames, the state at each sequence's last valid frame.
+    """
+    from torch._higher_order_ops.scan import scan
+
+    def body(s: State, inputs: tuple[torch.Tensor, torch.Tensor]):
+        x_t, m = inputs
+        h, new = step(x_t, s)
+        s = map_state(lambda a, b: torch.where(m, a, b), new, s)
+        return s, h * m
+
+    state = map_state(torch.clone, state)  # scan must not take views of graph inputs as its carry
+    final, ys = scan(body, state, (xp.transpose(0, 1), mask.transpose(0, 1)))  # ys: (T, B, H)
+    return ys.transpose(0, 1), final
+
+
+def run_directions(
+    x: torch.Tensor, lengths: torch.Tensor, state: State | None, num_directions: int, run: Callable
+) -> tuple[torch.Tensor, State]:
+    """Run ``run(x, lengths, state_d, d) -> (y (B, T, H), state_d)`` per direction.
+
+    The reverse direction sees each sequence reversed within its length and its output is
+    un-reversed. Returns outputs concatenated (B, T, H * dirs) and states stacked (dirs, B, H).
+    """
+    outputs, finals = [], []
+    for d in range(num_directions):
+        s0 = None if state is None else map_state(lambda s: s[d], state)
+        if d == 1:  # reverse each sequence within its length, run forward, un-reverse
+            index = reverse_index(lengths, x.size(1))
+            y, s = run(reverse_within(x, index), lengths, s0, d)
+            y = reverse_within(y, index)
+        else:
+            y, s = run(x, lengths, s0, d)
+        outputs.append(y)
+        finals.append(s)
+    return torch.cat(outputs, dim=-1), map_state(lambda *s: torch.stack(s), *finals)
 
 
 def map_state(fn: Callable[..., torch.Tensor], *states: State) -> State:
@@ -70,7 +144,11 @@ class StepLayer(nn.Module):
 
     Attributes:
         output_size: ``H * num_directions``.
+        exportable_fast_path: a subclass sets this when its ``run_direction`` exports as it is
+            (else export runs the step loop as a scan). (Default: False)
     """
+
+    exportable_fast_path = False
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = True):
         super().__init__()
@@ -122,18 +200,10 @@ class StepLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
         """Split the state per direction, ``run`` each one, concatenate outputs and stack states."""
         lengths = self.check_input(x, lengths)
-        outputs, finals = [], []
-        for d in range(self.num_directions):
-            s0 = None if state is None else map_state(lambda s: s[d], state)
-            if d == 1:  # reverse each sequence within its length, run forward, un-reverse
-                index = reverse_index(lengths, x.size(1))
-                y, s = run(reverse_within(x, index), lengths, s0, d)
-                y = reverse_within(y, index)
-            else:
-                y, s = run(x, lengths, s0, d)
-            outputs.append(y)
-            finals.append(s)
-        return torch.cat(outputs, dim=-1), lengths, map_state(lambda *s: torch.stack(s), *finals)
+        if exporting() and not self.exportable_fast_path:
+            run = self.run_steps  # a subclass's faster path may hold Python loops or data-dependent code
+        y, final = run_directions(x, lengths, state, self.num_directions, run)
+        return y, lengths, final
 
     def run_direction(
         self, x: torch.Tensor, lengths: torch.Tensor, state: State | None, direction: int
@@ -149,6 +219,12 @@ class StepLayer(nn.Module):
         xp = self.project(x, direction)  # (B, T, P)
         mask = length_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
         s = self.init_state(B, x) if state is None else state
+        if exporting():
+            def step(x_t: torch.Tensor, s: State) -> tuple[torch.Tensor, State]:
+                out = self.step(x_t, s, direction)
+                return (out, out) if isinstance(out, torch.Tensor) else out
+
+            return masked_scan(step, xp, mask, s)
         ys = []
         # unbind, not xp[:, t]: its backward stacks the T frame gradients once, where indexing would
         # build a full (B, T, P) gradient per step (quadratic in T).
@@ -170,7 +246,7 @@ class StepLayer(nn.Module):
         if lengths.dim() != 1 or lengths.size(0) != x.size(0):
             raise ValueError(f"{type(self).__name__}: expected lengths of shape ({x.size(0)},), got {tuple(lengths.shape)}")
         lengths = lengths.to(device=x.device, dtype=torch.long)
-        if lengths.numel() and int(lengths.max()) > x.size(1):
+        if not exporting() and lengths.numel() and int(lengths.max()) > x.size(1):
             raise ValueError(f"{type(self).__name__}: a length ({int(lengths.max())}) exceeds the {x.size(1)} input frames")
         return lengths
 

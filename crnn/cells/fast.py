@@ -13,6 +13,8 @@ from typing import Callable
 
 import torch
 
+from crnn.cells.base import exporting
+
 
 def enabled() -> bool:
     """Whether the compiled fast path may be used (environment switch ``CRNN_COMPILE_CELLS``)."""
@@ -50,6 +52,6 @@ def step_function(fn: Callable, device: torch.device) -> Callable:
     ``fn`` must be a pure function of tensors (weights passed as arguments), so one compiled graph
     serves every layer and direction instead of recompiling per module.
     """
-    if device.type == "cuda" and enabled():
+    if device.type == "cuda" and enabled() and not exporting():
         return _compiled(fn)
     return fn

@@ -54,6 +54,10 @@ class ScanLayer(StepLayer):
     log b) each (B, T, H), and ``step`` (the same maths one frame at a time). State: (dirs, B, H).
     """
 
+    # Export runs ``step`` as a scan: ONNX's translation of logcumsumexp is log(cumsum(exp(x))), which
+    # overflows over long inputs, so the log-space scan is kept for PyTorch.
+    exportable_fast_path = False
+
     def log_coefficients(self, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 

@@ -11,11 +11,19 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from crnn.cells.base import reverse_index, reverse_within
+from crnn.cells.base import exporting, masked_scan, reverse_index, reverse_within, run_directions
+from crnn.cells.reference import gru_cell, lstm_cell
 from crnn.cells.registry import register_cell
+from crnn.lengths import length_mask
+
+
+def rnn_tanh_cell(gx: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """One Elman step. gx: (B, H) precomputed ``W_ih x + b_ih``, h: (B, H) -> new h (B, H)."""
+    return torch.tanh(gx + F.linear(h, w_hh, b_hh))
 
 
 class _TorchRNNLayer(nn.Module):
@@ -39,6 +47,8 @@ class _TorchRNNLayer(nn.Module):
         self, x: torch.Tensor, lengths: torch.Tensor, state: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """x: (B, T, D), lengths: (B,) -> y: (B, T, H * dirs), lengths, state (dirs, B, H) or an (h, c) pair."""
+        if exporting():
+            return self._forward_export(x, lengths, state)
         if x.is_cuda or not self._padded_path_exact(lengths, x.size(1)):
             return self._forward_packed(x, lengths, state)
         return self._forward_padded(x, lengths, state)
@@ -53,6 +63,37 @@ class _TorchRNNLayer(nn.Module):
         y, state = self.rnn(packed, state)
         y, _ = pad_packed_sequence(y, batch_first=True, total_length=total)
         return y, lengths, state
+
+    def _forward_export(self, x, lengths, state):
+        """The same equations as a masked scan (``torch.export``/ONNX cannot take packed sequences, and
+        the padded cuDNN/_VF call specialises on the length)."""
+        lengths = lengths.to(device=x.device, dtype=torch.long)
+        is_lstm = isinstance(self.rnn, nn.LSTM)
+        B = x.size(0)
+
+        def run(xd, lengths, s0, direction):
+            sfx = "_reverse" if direction else ""
+            w_ih, w_hh, b_ih, b_hh = (getattr(self.rnn, n + sfx) for n in
+                                      ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+            gx = F.linear(xd, w_ih, b_ih)  # (B, T, gates * H)
+            mask = length_mask(lengths, xd.size(1)).unsqueeze(-1)  # (B, T, 1)
+            if s0 is None:
+                zeros = xd.new_zeros(B, self.hidden_size)
+                s0 = (zeros, zeros) if is_lstm else zeros
+            if is_lstm:
+                def step(g, s):
+                    h, c = lstm_cell(g, s[0], s[1], w_hh, b_hh)
+                    return h, (h, c)
+            else:
+                cell = gru_cell if isinstance(self.rnn, nn.GRU) else rnn_tanh_cell
+
+                def step(g, h):
+                    h = cell(g, h, w_hh, b_hh)
+                    return h, h
+            return masked_scan(step, gx, mask, s0)
+
+        y, final = run_directions(x, lengths, state, 2 if self.bidirectional else 1, run)
+        return y, lengths, final
 
     def _run_direction(self, x: torch.Tensor, h0: Any, direction: int):
         suffix = "_reverse" if direction else ""

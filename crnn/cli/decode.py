@@ -39,7 +39,12 @@ def main(args: argparse.Namespace) -> int:
         device = pick_device(args.device)
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(args.workers or 1, requested=args.threads))
-        model = load_model(args.checkpoint, device=device)
+        if args.checkpoint.endswith(".onnx"):  # an exported file, run by onnxruntime
+            from crnn.export import OnnxModel
+
+            model = OnnxModel(args.checkpoint)
+        else:
+            model = load_model(args.checkpoint, device=device)
         decoder = build_decoder(args, model)
     except (CheckpointError, RuntimeError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

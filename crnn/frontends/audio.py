@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torchaudio
 
+from crnn.cells.base import exporting
 from crnn.frontends import register_frontend
 from crnn.lengths import conv_out_length, length_mask
 
@@ -75,6 +76,36 @@ class AudioFrontend(nn.Module):
             in_ch, f = c, (f + 2 - 3) // 2 + 1
         self.output_size = c * f
 
+    def prepare_export(self) -> None:
+        """Hold the DFT basis of the exported log-mel as a buffer, so a graph gets it as a constant."""
+        self.register_buffer("dft_basis", self._dft_basis().to(self.global_mean.device), persistent=False)
+
+    def _dft_basis(self) -> torch.Tensor:
+        """(2 * n_freq, 1, n_fft) windowed cos/sin rows: a Conv1d with them is the STFT (real, imaginary)."""
+        window = self.mel.spectrogram.window.double()  # (win,) centred in n_fft, as torch.stft does
+        left = (self.n_fft - window.numel()) // 2
+        window = nn.functional.pad(window, (left, self.n_fft - window.numel() - left))
+        n = torch.arange(self.n_fft, dtype=torch.float64)
+        k = torch.arange(self.n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * torch.pi * ((k * n) % self.n_fft) / self.n_fft  # (n_freq, n_fft); modulo keeps it exact
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 * n_freq, n_fft)
+        return basis.float().unsqueeze(1)
+
+    def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, S) -> mel power (B, n_mels, T) (``center=False``).
+
+        Exported graphs take the same frames through a Conv1d over a DFT basis (STFT does not export to
+        ONNX); the two agree to float32 rounding.
+        """
+        if not exporting():
+            return self.mel(waveform)
+        basis = getattr(self, "dft_basis", None)
+        basis = self._dft_basis().to(waveform) if basis is None else basis
+        frames = nn.functional.conv1d(waveform.unsqueeze(1), basis, stride=self.hop)  # (B, 2F, T)
+        real, imag = frames.chunk(2, dim=1)
+        power = real * real + imag * imag  # (B, n_freq, T)
+        return torch.matmul(power.transpose(1, 2), self.mel.mel_scale.fb).transpose(1, 2)  # (B, n_mels, T)
+
     @classmethod
     def from_args(cls, args: dict) -> "AudioFrontend":
         known = {f.name for f in fields(AudioFrontendConfig)}
@@ -110,9 +141,12 @@ class AudioFrontend(nn.Module):
         """Waveform (B, S) -> raw log-mel (B, T, n_mels), fp32, un-normalised; frames are exact
         (``center=False``), so a stream may compute them piece by piece as samples arrive."""
         with torch.autocast(device_type=waveform.device.type, enabled=False):
-            if waveform.size(1) < self.n_fft:  # too short for one frame: pad so shapes stay defined
+            if exporting():  # the same padding, with a symbolic length
+                pad = waveform.new_zeros(waveform.size(0), torch.sym_max(0, self.n_fft - waveform.size(1)))
+                waveform = torch.cat([waveform, pad], dim=1)
+            elif waveform.size(1) < self.n_fft:  # too short for one frame: pad so shapes stay defined
                 waveform = nn.functional.pad(waveform, (0, self.n_fft - waveform.size(1)))
-            spec = self.mel(waveform.float())  # (B, n_mels, T)
+            spec = self.mel_power(waveform.float())  # (B, n_mels, T)
             return torch.log(spec + 1e-6).transpose(1, 2)  # (B, T, n_mels)
 
     def normalize(self, feats: torch.Tensor, mean: torch.Tensor | None, var: torch.Tensor | None) -> torch.Tensor:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from crnn.cells.base import exporting
 from crnn.frontends import register_frontend
 from crnn.lengths import conv_out_length, length_mask
 
@@ -83,7 +84,9 @@ class TemporalConvStack(nn.Module):
         if not self.blocks:
             return x, lengths
         x = x * length_mask(lengths, x.size(1)).unsqueeze(-1).to(x.dtype)
-        if x.size(1) < self.stride:  # too short for one output frame: pad so shapes stay defined
+        if exporting():  # the same padding, with a symbolic length
+            x = torch.cat([x, x.new_zeros(x.size(0), torch.sym_max(0, self.stride - x.size(1)), x.size(2))], dim=1)
+        elif x.size(1) < self.stride:  # too short for one output frame: pad so shapes stay defined
             x = nn.functional.pad(x, (0, 0, 0, self.stride - x.size(1)))
         x = x.transpose(1, 2)  # (B, D, T)
         for block in self.blocks:
@@ -234,6 +237,9 @@ class VideoFrontend(_TemporalStackFrontend):
         (cheaper, and BatchNorm statistics stay free of padding)."""
         B, T = x.shape[:2]
         mask = length_mask(lengths.to(x.device), T)  # (B, T)
+        if exporting():  # a graph cannot pick frames by a mask: run every frame (eval mode), zero the padding
+            feats = self.cnn(_normalize_pixels(x.flatten(0, 1), self.mean, self.std))  # (B * T, D)
+            return feats.view(B, T, -1) * mask.unsqueeze(-1).to(feats.dtype)
         frames = _normalize_pixels(x[mask], self.mean, self.std)  # (N, C, H, W)
         feats = self.cnn(frames)  # (N, D)
         out = feats.new_zeros(B, T, feats.size(-1))

@@ -1,0 +1,345 @@
+"""Export a model for use outside Python: ONNX (onnxruntime) and ``torch.export`` programs.
+
+The offline graph is the whole model, features included::
+
+    audio    float32 (B, S) at the model's sample rate  \\
+    frames   uint8 (B, T, C, H, W)                        >  + lengths int64 (B,)
+    features float32 (B, T, D)                          /
+        -> log_probs float32 (B, T', V), out_lengths int64 (B,)
+
+Batch and length are dynamic. The recurrent layers run their exportable path (a masked ``scan`` over
+time, see ``crnn.cells.base.exporting``) and the log-mel a Conv1d over a DFT basis, both equal to
+the normal path within float32 rounding. A forward-only model also gets a streaming graph of its
+encoder and head, which takes and returns the recurrent state (see :func:`export_streaming_onnx`).
+
+The file carries what a runtime needs in its ``metadata_props`` (:func:`export_metadata`), so
+:class:`OnnxModel` (and ``crnn decode --checkpoint model.onnx``) needs no side file.
+"""
+from __future__ import annotations
+
+import contextlib
+from copy import deepcopy
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+
+from crnn.cells.base import StepLayer, export_mode
+from crnn.cells.torch_rnn import _TorchRNNLayer
+from crnn.config import ModelConfig
+from crnn.model import CRNN
+from crnn.tokenizer import Tokenizer
+
+# Input name per modality of the offline graph.
+INPUT_NAMES = {"audio": "audio", "video": "frames", "features": "features"}
+STREAMING_FORMAT = "encoder-head"
+
+
+class ExportError(ValueError):
+    """The model (or this environment) cannot be exported; the message says why."""
+
+
+def modality_of(model: CRNN) -> str:
+    """"audio", "video" or "features": what the model's frontend reads."""
+    declared = getattr(model.frontend, "modality", None)
+    if declared:
+        return declared
+    return {"audio": "audio", "video": "video", "video3d": "video", "features": "features"}.get(
+        model.cfg.frontend, model.cfg.frontend)
+
+
+def check_exportable(model: CRNN) -> None:
+    """Raise ExportError naming the part of ``model`` that has no exportable path."""
+    for layer in model.encoder.layers:
+        if not isinstance(layer, (StepLayer, _TorchRNNLayer)):
+            raise ExportError(
+                f"cell {model.cfg.cell!r} ({type(layer).__name__}) cannot be exported: only cells built on "
+                "crnn.StepLayer/ScanLayer or the torch GRU/LSTM/RNN wrappers have an exportable time loop")
+    if model.cfg.frontend == "video3d":
+        raise ExportError("the video3d frontend cannot be exported: its padding masks are looked up by the "
+                          "padded length at run time, which a graph with a dynamic length cannot do")
+    if modality_of(model) not in INPUT_NAMES:
+        raise ExportError(f"frontend {model.cfg.frontend!r} has no known input modality for export")
+
+
+def _require(module: str, what: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ExportError(f"{what} needs the '{module}' package: pip install 'crnn[export]'") from None
+
+
+# -- graphs ---------------------------------------------------------------------------------------
+class OfflineGraph(nn.Module):
+    """The whole model as one graph: (x, lengths) -> (log_probs (B, T', V) fp32, out_lengths (B,) int64)."""
+
+    def __init__(self, model: CRNN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_probs, out_lengths = self.model(x, lengths)
+        return log_probs, out_lengths.to(torch.int64)
+
+
+class StreamingGraph(nn.Module):
+    """Encoder + head over frontend features, one chunk at a time, the recurrent state in and out.
+
+    forward(features (B, N, D), lengths (B,) int64, state_in (L, K, B, H))
+        -> log_probs (B, N, V), state_out (L, K, B, H)
+
+    ``L`` recurrent layers, ``K`` state tensors per layer (1; 2 for LSTM cells: h then c).
+    """
+
+    def __init__(self, model: CRNN, state_size: int):
+        super().__init__()
+        self.model, self.state_size = model, state_size
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, state_in: torch.Tensor):
+        states = []
+        for layer_state in state_in.unbind(0):  # (K, B, H) each
+            leaves = [s.unsqueeze(0) for s in layer_state.unbind(0)]  # (1, B, H): one direction
+            states.append(leaves[0] if self.state_size == 1 else tuple(leaves))
+        enc, _, new = self.model.encoder(features, lengths, states)
+        log_probs = self.model.forward_head(enc)
+        out = [torch.stack([s[0] for s in (n if isinstance(n, tuple) else (n,))]) for n in new]  # (K, B, H) each
+        return log_probs, torch.stack(out)
+
+
+def example_input(model: CRNN, batch: int = 2, seconds: float = 2.0) -> torch.Tensor:
+    """A dummy input of the model's modality (its shape only guides tracing)."""
+    modality = modality_of(model)
+    if modality == "audio":
+        return torch.randn(batch, int(seconds * model.frontend.cfg.sample_rate)) * 0.1
+    frames = max(8, int(seconds * model.frontend.cfg.fps))
+    if modality == "video":
+        cfg = model.frontend.cfg
+        return torch.randint(0, 256, (batch, frames, cfg.in_channels, cfg.height, cfg.width), dtype=torch.uint8)
+    return torch.randn(batch, frames, model.frontend.cfg.input_dim)
+
+
+def _dynamic_shapes(x: torch.Tensor) -> tuple:
+    # DYNAMIC (not named Dims): guards the solver cannot prove (the padding of too-short audio) stay
+    # run-time checks instead of failing the export.
+    dyn = torch.export.Dim.DYNAMIC
+    return ({0: dyn, 1: dyn}, {0: dyn})
+
+
+@contextlib.contextmanager
+def _exporting(model: CRNN) -> Iterator[CRNN]:
+    """A CPU copy of ``model`` in eval mode, no gradients, exportable paths (the caller's model is untouched)."""
+    copy = deepcopy(model).cpu().eval()
+    for module in copy.modules():
+        if hasattr(module, "prepare_export"):  # e.g. constants the exported path needs
+            module.prepare_export()
+    with torch.no_grad(), export_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter, not the user's concern
+        yield copy
+
+
+def export_program(model: CRNN) -> torch.export.ExportedProgram:
+    """The offline graph as a ``torch.export`` program with dynamic batch and length."""
+    check_exportable(model)
+    with _exporting(model) as model:
+        x = example_input(model)
+        lengths = torch.tensor([x.size(1), x.size(1) * 3 // 4])
+        try:
+            return torch.export.export(OfflineGraph(model), (x, lengths), dynamic_shapes=_dynamic_shapes(x))
+        except Exception as e:
+            raise ExportError(f"torch.export failed for this model ({type(e).__name__}: {str(e)[-1500:]})") from None
+
+
+def export_metadata(model: CRNN) -> dict[str, str]:
+    """What a runtime needs, as strings: vocabulary, blank, sample_rate, frame_shift, modality, config."""
+    tok = model.tokenizer
+    if tok is None:
+        raise ExportError("the model has no tokenizer attached (load it with crnn.load_model)")
+    modality = modality_of(model)
+    sample_rate = model.frontend.cfg.sample_rate if modality == "audio" else None
+    fps = getattr(model.frontend.cfg, "fps", None) if modality != "audio" else None
+    return {
+        "vocabulary": json.dumps(["<blank>", *tok.symbols], ensure_ascii=False),
+        "blank": "0",
+        "sample_rate": str(sample_rate) if sample_rate else "",
+        "fps": str(fps) if fps else "",
+        "frame_shift": repr(float(model.frame_shift)),
+        "modality": modality,
+        "input_name": INPUT_NAMES[modality],
+        "config": json.dumps(model.cfg.to_dict()),
+        "tokenizer": json.dumps(tok.to_dict(), ensure_ascii=False),
+        "producer": "crnn",
+    }
+
+
+def _to_onnx(graph: nn.Module, args: tuple, input_names: list[str], output_names: list[str],
+             dynamic_shapes: tuple, metadata: dict[str, str], path: str | Path) -> Path:
+    _require("onnxscript", "ONNX export")
+    onnx = _require("onnx", "ONNX export")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+            program = torch.onnx.export(graph, args, dynamo=True, input_names=input_names,
+                                        output_names=output_names, dynamic_shapes=dynamic_shapes,
+                                        optimize=False, verbose=False)
+    except Exception as e:
+        raise ExportError(f"ONNX export failed ({type(e).__name__}: {str(e)[-1500:]})") from None
+    proto = program.model_proto
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(proto, str(path))  # one file: the weights are initializers inside it
+    return path
+
+
+def export_onnx(model: CRNN, path: str | Path) -> Path:
+    """Write the offline graph (features inside) to one ONNX file with metadata; returns the path."""
+    check_exportable(model)
+    meta = export_metadata(model)
+    with _exporting(model) as model:
+        x = example_input(model)
+        lengths = torch.tensor([x.size(1), x.size(1) * 3 // 4])
+        return _to_onnx(OfflineGraph(model), (x, lengths), [meta["input_name"], "lengths"],
+                        ["log_probs", "out_lengths"], _dynamic_shapes(x), meta, path)
+
+
+def state_layout(model: CRNN) -> tuple[int, int, int]:
+    """(L, K, H) of the streaming state: layers, state tensors per layer (2 for LSTM: h, c), hidden size."""
+    feats = torch.zeros(1, 2, model.frontend.output_size, device=next(model.parameters()).device)
+    with torch.no_grad(), export_mode():
+        _, _, states = model.encoder(feats, torch.tensor([2]))
+    first = states[0]
+    k = len(first) if isinstance(first, tuple) else 1
+    return len(states), k, model.cfg.hidden_size
+
+
+def export_streaming_onnx(model: CRNN, path: str | Path) -> Path:
+    """Write the streaming graph of a forward-only model (see :class:`StreamingGraph`).
+
+    Inputs ``features`` (B, N, D) float32: frames of the frontend's output (``model.frontend(x,
+    lengths)``, or chunk by chunk as ``crnn.streaming.StreamingRecognizer`` computes them),
+    ``lengths`` (B,) int64 valid frames of this chunk, ``state_in`` (L, K, B, H) float32 (zeros to
+    start). Outputs ``log_probs`` (B, N, V) and ``state_out`` (L, K, B, H) for the next chunk. Fed
+    chunk by chunk, the log-probs equal the offline graph's.
+    """
+    check_exportable(model)
+    if model.cfg.bidirectional:
+        raise ExportError("a streaming graph needs forward-only recurrent layers: this model is bidirectional")
+    L, K, H = state_layout(model)
+    meta = export_metadata(model)
+    meta.update({
+        "streaming": STREAMING_FORMAT,
+        "input_name": "features",
+        "feature_size": str(model.frontend.output_size),
+        "state_in": "state_in", "state_out": "state_out",
+        "state_shape": json.dumps([L, K, "batch", H]),
+        "state_layout": "layers x (h) or (h, c) x batch x hidden",
+    })
+    with _exporting(model) as model:
+        feats = torch.randn(2, 12, model.frontend.output_size)
+        lengths = torch.tensor([12, 7])
+        state = torch.zeros(L, K, 2, H)
+        batch, frames = torch.export.Dim("batch"), torch.export.Dim("frames")
+        shapes = ({0: batch, 1: frames}, {0: batch}, {2: batch})
+        return _to_onnx(StreamingGraph(model, K), (feats, lengths, state), ["features", "lengths", "state_in"],
+                        ["log_probs", "state_out"], shapes, meta, path)
+
+
+def save_program(model: CRNN, path: str | Path) -> Path:
+    """Write the offline graph as a ``torch.export`` program (``.pt2``), the metadata as an extra file."""
+    meta = export_metadata(model)
+    program = export_program(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the archive writer warns about CPU weights it handles fine
+        torch.export.save(program, str(path), extra_files={"metadata.json": json.dumps(meta)})
+    return path
+
+
+# -- running an exported file ---------------------------------------------------------------------
+class OnnxModel:
+    """An exported ONNX file run by onnxruntime on the CPU, shaped like a CRNN for inference code.
+
+    ``model(x, lengths) -> (log_probs (B, T', V), out_lengths (B,))`` as torch tensors; ``tokenizer``,
+    ``frame_shift``, ``cfg`` and ``metadata`` come from the file's metadata; ``eval``/``to`` do nothing.
+
+    Args:
+        path: an ``.onnx`` file written by ``crnn export``.
+        threads: onnxruntime intra-op threads (None: its default).
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from crnn.checkpoint import CheckpointError
+
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise CheckpointError(f"{path}: running an ONNX model needs onnxruntime: "
+                                  "pip install 'crnn[export]'") from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise CheckpointError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        missing = [k for k in ("vocabulary", "config", "modality", "frame_shift") if k not in meta]
+        if missing or meta.get("producer") != "crnn":
+            raise CheckpointError(f"{path}: not an ONNX file exported by crnn (metadata lacks {missing or 'producer'})")
+        if meta.get("streaming"):
+            raise CheckpointError(f"{path}: this is a streaming graph (encoder and head only); decode with "
+                                  "the offline .onnx file exported beside it")
+        self.metadata: dict[str, str] = dict(meta)
+        self.cfg = ModelConfig.from_dict(json.loads(meta["config"]))
+        self.tokenizer = self._tokenizer(meta)
+        self.frame_shift = float(meta["frame_shift"])
+        self.modality = meta["modality"]
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        self.input_dtype = {"tensor(uint8)": torch.uint8}.get(inputs[0].type, torch.float32)
+
+    @staticmethod
+    def _tokenizer(meta: dict[str, str]) -> Tokenizer:
+        vocab = json.loads(meta["vocabulary"])
+        if int(meta.get("blank", 0)) != 0:
+            raise ValueError("only models whose blank is id 0 are supported")
+        spec = json.loads(meta.get("tokenizer", "{}"))
+        return Tokenizer(vocab[1:], kind=spec.get("kind", "char"), lowercase=spec.get("lowercase", False),
+                         keep=spec.get("keep"))
+
+    def __call__(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, S) / (B, T, C, H, W) / (B, T, D), lengths (B,) -> log_probs (B, T', V), out_lengths (B,)."""
+        x = x.detach().cpu()
+        if self.input_dtype == torch.uint8 and x.dtype != torch.uint8:  # readers may give 0..1 floats
+            x = (x * 255).round().clamp(0, 255) if x.is_floating_point() else x
+        feeds = {self.input_name: x.to(self.input_dtype).contiguous().numpy(),
+                 "lengths": lengths.detach().cpu().to(torch.int64).numpy()}
+        log_probs, out_lengths = self.session.run(["log_probs", "out_lengths"], feeds)
+        return torch.from_numpy(log_probs), torch.from_numpy(out_lengths)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("an ONNX model computes output lengths in its graph (out_lengths)")
+
+    @property
+    def frontend(self):
+        from crnn.streaming import StreamingError
+
+        raise StreamingError("an exported ONNX file cannot stream through crnn decode --stream; use its "
+                             "streaming graph (.streaming.onnx) with onnxruntime, or the .pt checkpoint")
+
+    def eval(self) -> "OnnxModel":
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> "OnnxModel":
+        return self
+
+    def parameters(self) -> Iterator[torch.Tensor]:
+        return iter(())
