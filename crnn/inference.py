@@ -124,8 +124,11 @@ def transcribe_files(
             if len(batch):
                 x, x_lens = batch.x.to(device, non_blocking=True), batch.x_lens.to(device)
                 log_probs, lens = model(x, x_lens)
-                for path, n, hyps in zip(batch.paths, batch.x_lens.tolist(), decoder(log_probs, lens)):
-                    pending[order[path]] = FileResult(path, hyps, duration=n / sr if sr else None)
+                finite = torch.isfinite(log_probs).flatten(1).all(1).tolist()  # (B,)
+                for path, n, hyps, ok in zip(batch.paths, batch.x_lens.tolist(), decoder(log_probs, lens), finite):
+                    pending[order[path]] = (FileResult(path, hyps, duration=n / sr if sr else None) if ok else
+                                            FileResult(path, error=f"{path}: the model's outputs are not finite "
+                                                       "(NaN/inf: damaged weights?)"))
             while next_i in pending:  # yield in input order
                 yield pending.pop(next_i)
                 next_i += 1
