@@ -124,11 +124,11 @@ def transcribe_files(
             if len(batch):
                 x, x_lens = batch.x.to(device, non_blocking=True), batch.x_lens.to(device)
                 log_probs, lens = model(x, x_lens)
-                finite = torch.isfinite(log_probs).flatten(1).all(1).tolist()  # (B,)
+                finite = (~torch.isnan(log_probs).flatten(1).any(1)).tolist()  # (B,): NaN = damaged weights
                 for path, n, hyps, ok in zip(batch.paths, batch.x_lens.tolist(), decoder(log_probs, lens), finite):
                     pending[order[path]] = (FileResult(path, hyps, duration=n / sr if sr else None) if ok else
                                             FileResult(path, error=f"{path}: the model's outputs are not finite "
-                                                       "(NaN/inf: damaged weights?)"))
+                                                       "(NaN: damaged weights?)"))
             while next_i in pending:  # yield in input order
                 yield pending.pop(next_i)
                 next_i += 1

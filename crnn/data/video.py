@@ -236,7 +236,8 @@ def read_features(path: str | Path, layout: str = "TD", max_bytes: int | None = 
                   MAX_DECODE_BYTES if max_bytes is None else max_bytes)
     if layout == "DT":
         arr = arr.T
-    feats = torch.from_numpy(np.array(arr, dtype=np.float32))  # a copy: the file may change later
+    with np.errstate(over="ignore"):  # too large for float32 -> inf, refused just below
+        feats = torch.from_numpy(np.array(arr, dtype=np.float32))  # a copy: the file may change later
     if not bool(torch.isfinite(feats).all()):
         raise VideoReadError(f"{path}: non-finite values (NaN or infinity) in the features")
     return feats
