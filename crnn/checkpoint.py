@@ -74,8 +74,11 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
         raise CheckpointError(
             f"{source}: {e.args[0]} (a custom cell or frontend must be registered before loading)"
         ) from None
-    model.load_state_dict(ckpt["state_dict"])
-    model.tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+        model.tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:  # damaged or foreign contents
+        raise CheckpointError(f"{source}: inconsistent checkpoint contents ({type(e).__name__}: {e})") from None
     return model
 
 

@@ -1,0 +1,260 @@
+"""Fuzzing every reader with damaged copies of valid files: a clean error of the reader's documented type
+or a valid result, never another exception, a crash or a hang.
+
+Each case (a seeded random truncation and/or byte flips of a valid file) runs in a forked child with a
+time limit, so a reader stuck in C code (libsndfile, FFmpeg) or killing the process shows up as a
+failure of that case instead of stopping the suite.
+
+To fuzz a new reader, add a ``Reader`` to ``READERS`` (or a manifest layout to ``MANIFEST_KINDS``).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import crnn
+from crnn.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint, save_checkpoint
+from crnn.data.audio import AudioReadError, read_audio
+from crnn.data.manifest import ManifestError, read_manifest
+from crnn.data.video import VideoReadError, read_video, write_video
+from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
+from crnn.decoding.lm import ArpaFormatError, read_arpa
+from crnn.tokenizer import Tokenizer
+
+CASES = 30  # damaged copies per reader
+TIMEOUT_S = 30.0  # per case; generous, the machine may be busy (a healthy case takes well under a second)
+
+
+@dataclass
+class Reader:
+    """How to make a valid file, read one, and what a clean outcome is.
+
+    Attributes:
+        name: test id.
+        make: writes a valid file into the folder and returns its path.
+        read: the reader under test; returns something ``check`` can judge.
+        errors: the documented exception types: any other one is a failure.
+        check: asserts a returned result is valid (raises AssertionError otherwise).
+    """
+
+    name: str
+    make: Callable[[Path], Path]
+    read: Callable[[Path], Any]
+    errors: tuple[type[BaseException], ...]
+    check: Callable[[Any], None] = lambda result: None
+
+
+# -- valid inputs ------------------------------------------------------------------------------------
+def _tone(sr: int = 8000, seconds: float = 0.4) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.4 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 1209 * t)).astype(np.float32)
+
+
+def _audio(ext: str, subtype: str | None = None) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = folder / f"valid.{ext}"
+        sf.write(path, _tone(), 8000, subtype=subtype)
+        return path
+    return make
+
+
+def _check_audio(wav: torch.Tensor) -> None:
+    assert wav.ndim == 1 and wav.numel() > 0 and wav.dtype == torch.float32, (wav.dtype, wav.shape)
+    assert bool(torch.isfinite(wav).all()), "non-finite samples returned"
+
+
+def _make_mp4(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(rng.integers(0, 255, (8, 3, 32, 32), dtype=np.uint8))
+    return write_video(folder / "valid.mp4", frames, fps=10)
+
+
+def _check_video(frames: torch.Tensor) -> None:
+    assert frames.ndim == 4 and frames.shape[0] > 0 and frames.shape[1] == 3 and frames.dtype == torch.uint8
+
+
+TEXT_ROWS = [("a.wav", "one two", 1.25), ("sub/b.wav", "three", 0.5), ("c.wav", "four five six", 2.0)]
+
+
+def _jsonl(folder: Path) -> Path:
+    import json
+
+    path = folder / "valid.jsonl"
+    path.write_text("".join(json.dumps({"path": p, "text": t, "duration": d}) + "\n" for p, t, d in TEXT_ROWS))
+    return path
+
+
+def _nemo(folder: Path) -> Path:
+    import json
+
+    path = folder / "valid.json"
+    path.write_text("".join(json.dumps({"audio_filepath": p, "text": t, "duration": d}) + "\n"
+                            for p, t, d in TEXT_ROWS))
+    return path
+
+
+def _delimited(sep: str, ext: str) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = folder / f"valid.{ext}"
+        path.write_text(sep.join(["path", "text", "duration"]) + "\n"
+                        + "".join(sep.join([p, t, str(d)]) + "\n" for p, t, d in TEXT_ROWS))
+        return path
+    return make
+
+
+def _check_manifest(rows: list) -> None:
+    for row in rows:
+        assert isinstance(row["path"], str) and isinstance(row["text"], str), row
+        if row.get("duration") is not None:
+            assert isinstance(row["duration"], float), row
+
+
+# Manifest layouts: (name, writer of a valid manifest). More corpus layouts go here.
+MANIFEST_KINDS: list[tuple[str, Callable[[Path], Path]]] = [
+    ("jsonl", _jsonl),
+    ("nemo", _nemo),
+    ("csv", _delimited(",", "csv")),
+    ("tsv", _delimited("\t", "tsv")),
+]
+
+CHARS = Tokenizer(list("abcdefghijklmnopqrstuvwxyz' "), kind="char")
+LABELS = Tokenizer(["walk", "run", "jump", "sit"], kind="label")
+
+
+def _arpa(folder: Path) -> Path:
+    from crnn.decoding.lm import build_kneser_ney, write_arpa
+
+    lm = build_kneser_ney([s.split() for s in ["one two three", "two three four", "one three"]], order=3)
+    path = folder / "valid.arpa"
+    with open(path, "w", encoding="utf-8") as f:
+        write_arpa(lm, f)
+    return path
+
+
+def _words(text: str, name: str) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        return path
+    return make
+
+
+def _checkpoint(folder: Path) -> Path:
+    model = crnn.create_model("tiny", vocab_size=len(CHARS), hidden_size=8, num_layers=1, conv_channels=2, n_mels=8)
+    model.tokenizer = CHARS
+    return save_checkpoint(folder / "valid.pt", model, {"epoch": 1})
+
+
+def _load_checkpoint(path: Path):
+    return model_from_checkpoint(read_checkpoint(path), source=str(path))
+
+
+def _check_model(model) -> None:
+    assert isinstance(model, crnn.CRNN)
+
+
+READERS: list[Reader] = [
+    Reader("wav-pcm16", _audio("wav", "PCM_16"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
+    Reader("wav-float", _audio("wav", "FLOAT"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
+    Reader("flac", _audio("flac"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
+    Reader("ogg", _audio("ogg"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
+    Reader("mp3", _audio("mp3"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
+    Reader("mp4", _make_mp4, read_video, (VideoReadError,), _check_video),
+    *[Reader(f"manifest-{kind}", make, read_manifest, (ManifestError,), _check_manifest)
+      for kind, make in MANIFEST_KINDS],
+    Reader("arpa", _arpa, read_arpa, (ArpaFormatError,)),
+    Reader("lexicon", _words("one\ntwo\nthree\n# comment\nfour\n", "valid.lex"),
+           lambda p: Lexicon.from_file(p, CHARS), (ValueError,)),
+    Reader("hotwords", _words("one two\nthree\n", "valid.hot"),
+           lambda p: Hotwords.parse(str(p), CHARS, 1.5), (ValueError,)),
+    Reader("grammar", _words("<s> walk run\nwalk run jump </s>\nrun sit </s>\n", "valid.grammar"),
+           lambda p: Grammar.from_file(p, LABELS), (ValueError,)),
+    Reader("checkpoint", _checkpoint, _load_checkpoint, (CheckpointError,), _check_model),
+]
+
+
+# -- damage ----------------------------------------------------------------------------------------
+def damaged_copies(data: bytes, seed: int, n: int = CASES) -> list[tuple[str, bytes]]:
+    """``n`` seeded variants: truncations, byte flips (half of them in the first 256 bytes, where
+    headers are), and both; each with a label saying what was done."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        buf = bytearray(data)
+        what = []
+        if i % 3 in (0, 2):
+            cut = int(rng.integers(1, len(buf)))
+            del buf[cut:]
+            what.append(f"cut at {cut}/{len(data)}")
+        if i % 3 in (1, 2):
+            span = min(len(buf), 256) if rng.random() < 0.5 else len(buf)
+            for pos in rng.integers(0, span, size=int(rng.integers(1, 17))):
+                buf[pos] ^= int(rng.integers(1, 256))
+            what.append(f"flipped bytes in the first {span}")
+        out.append((", ".join(what), bytes(buf)))
+    return out
+
+
+def _child(reader: Reader, path: Path, conn) -> None:
+    torch.set_num_threads(1)
+    try:
+        result = reader.read(path)
+        reader.check(result)
+        conn.send(("ok", ""))
+    except reader.errors as e:
+        conn.send(("clean error", str(e)[:200]))
+    except BaseException as e:  # noqa: BLE001 - exactly what the test is looking for
+        conn.send(("FAILED", f"{type(e).__module__}.{type(e).__qualname__}: {e}\n{traceback.format_exc()[-1500:]}"))
+    finally:
+        conn.close()
+        os._exit(0)
+
+
+def run_case(reader: Reader, path: Path) -> tuple[str, str]:
+    """Read ``path`` in a forked child: (outcome, detail); outcome is 'ok', 'clean error', 'FAILED',
+    'HANG' or 'CRASH'."""
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(reader, path, send))
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(TIMEOUT_S):
+            return "HANG", f"no answer within {TIMEOUT_S:.0f} s"
+        try:
+            return recv.recv()
+        except EOFError:
+            proc.join(5)
+            return "CRASH", f"the reader killed the process (exit code {proc.exitcode})"
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        recv.close()
+
+
+@pytest.mark.parametrize("reader", READERS, ids=[r.name for r in READERS])
+def test_damaged_files_give_a_clean_error_or_a_valid_result(reader, tmp_path):
+    valid = reader.make(tmp_path)
+    outcome, detail = run_case(reader, valid)
+    assert outcome == "ok", f"the valid file itself: {outcome}: {detail}"
+    failures, outcomes = [], []
+    for i, (what, data) in enumerate(damaged_copies(valid.read_bytes(), seed=len(reader.name) * 1000 + 7)):
+        path = tmp_path / f"case{i}{valid.suffix}"
+        path.write_bytes(data)
+        outcome, detail = run_case(reader, path)
+        outcomes.append(outcome)
+        if outcome not in ("ok", "clean error"):
+            failures.append(f"case {i} ({what}): {outcome}: {detail}")
+        path.unlink()
+    assert not failures, "\n\n".join(failures)
+    assert "clean error" in outcomes  # the damage is real: at least some cases must be refused
