@@ -1,8 +1,8 @@
 """Fuzzing every reader with damaged copies of valid files: a clean error of the reader's documented type
 or a valid result, never another exception, a crash or a hang.
 
-Each case (a seeded random truncation and/or byte flips of a valid file) runs in a forked child with a
-time limit, so a reader stuck in C code (libsndfile, FFmpeg) or killing the process shows up as a
+Cases (seeded random truncations and/or byte flips of a valid file) run in a forked worker with a
+time limit per case, so a reader stuck in C code (libsndfile, FFmpeg) or killing the process shows up as a
 failure of that case instead of stopping the suite.
 
 To fuzz a new reader, add a ``Reader`` to ``READERS`` (or a manifest layout to ``MANIFEST_KINDS``).
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import av  # noqa: F401 - imported once here, not in every forked case
 import numpy as np
 import pytest
 import soundfile as sf
@@ -30,7 +31,7 @@ from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import ArpaFormatError, read_arpa
 from crnn.tokenizer import Tokenizer
 
-CASES = 30  # damaged copies per reader
+CASES = 40  # damaged copies per reader
 TIMEOUT_S = 30.0  # per case; generous, the machine may be busy (a healthy case takes well under a second)
 
 
@@ -204,57 +205,90 @@ def damaged_copies(data: bytes, seed: int, n: int = CASES) -> list[tuple[str, by
     return out
 
 
-def _child(reader: Reader, path: Path, conn) -> None:
+def _outcome(reader: Reader, path: Path) -> tuple[str, str]:
+    try:
+        reader.check(reader.read(path))
+        return "ok", ""
+    except reader.errors as e:
+        return "clean error", str(e)[:200]
+    except BaseException as e:  # noqa: BLE001 - exactly what the test is looking for
+        return "FAILED", f"{type(e).__module__}.{type(e).__qualname__}: {e}\n{traceback.format_exc()[-1500:]}"
+
+
+def _worker(reader: Reader, paths: list[Path], conn) -> None:
     torch.set_num_threads(1)
     try:
-        result = reader.read(path)
-        reader.check(result)
-        conn.send(("ok", ""))
-    except reader.errors as e:
-        conn.send(("clean error", str(e)[:200]))
-    except BaseException as e:  # noqa: BLE001 - exactly what the test is looking for
-        conn.send(("FAILED", f"{type(e).__module__}.{type(e).__qualname__}: {e}\n{traceback.format_exc()[-1500:]}"))
+        for path in paths:
+            conn.send(_outcome(reader, path))
     finally:
         conn.close()
         os._exit(0)
 
 
-def run_case(reader: Reader, path: Path) -> tuple[str, str]:
-    """Read ``path`` in a forked child: (outcome, detail); outcome is 'ok', 'clean error', 'FAILED',
-    'HANG' or 'CRASH'."""
+def run_cases(reader: Reader, paths: list[Path], timeout: float = TIMEOUT_S) -> list[tuple[str, str]]:
+    """Read each path in a forked worker: (outcome, detail) per path; outcome is 'ok', 'clean error',
+    'FAILED', 'HANG' or 'CRASH'. A worker that hangs or dies is replaced for the remaining paths."""
     ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(reader, path, send))
-    proc.start()
-    send.close()
-    try:
-        if not recv.poll(TIMEOUT_S):
-            return "HANG", f"no answer within {TIMEOUT_S:.0f} s"
+    results: list[tuple[str, str]] = []
+    while len(results) < len(paths):
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(reader, paths[len(results):], send))
+        proc.start()
+        send.close()
         try:
-            return recv.recv()
-        except EOFError:
+            while len(results) < len(paths):
+                if not recv.poll(timeout):
+                    results.append(("HANG", f"no answer within {timeout:.0f} s"))
+                    break
+                try:
+                    results.append(recv.recv())
+                except EOFError:
+                    proc.join(5)
+                    results.append(("CRASH", f"the reader killed the process (exit code {proc.exitcode})"))
+                    break
+        finally:
+            if proc.is_alive():
+                proc.kill()
             proc.join(5)
-            return "CRASH", f"the reader killed the process (exit code {proc.exitcode})"
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-        recv.close()
+            recv.close()
+    return results
 
 
 @pytest.mark.parametrize("reader", READERS, ids=[r.name for r in READERS])
 def test_damaged_files_give_a_clean_error_or_a_valid_result(reader, tmp_path):
     valid = reader.make(tmp_path)
-    outcome, detail = run_case(reader, valid)
-    assert outcome == "ok", f"the valid file itself: {outcome}: {detail}"
-    failures, outcomes = [], []
-    for i, (what, data) in enumerate(damaged_copies(valid.read_bytes(), seed=len(reader.name) * 1000 + 7)):
-        path = tmp_path / f"case{i}{valid.suffix}"
-        path.write_bytes(data)
-        outcome, detail = run_case(reader, path)
-        outcomes.append(outcome)
-        if outcome not in ("ok", "clean error"):
-            failures.append(f"case {i} ({what}): {outcome}: {detail}")
-        path.unlink()
+    cases = damaged_copies(valid.read_bytes(), seed=len(reader.name) * 1000 + 7)
+    paths = []
+    for i, (_, data) in enumerate(cases):
+        paths.append(tmp_path / f"case{i}{valid.suffix}")
+        paths[-1].write_bytes(data)
+    results = run_cases(reader, [valid, *paths])
+    assert results[0][0] == "ok", f"the valid file itself: {results[0]}"
+    failures = [f"case {i} ({what}): {outcome}: {detail}"
+                for i, ((what, _), (outcome, detail)) in enumerate(zip(cases, results[1:]))
+                if outcome not in ("ok", "clean error")]
     assert not failures, "\n\n".join(failures)
-    assert "clean error" in outcomes  # the damage is real: at least some cases must be refused
+    assert any(outcome == "clean error" for outcome, _ in results)  # the damage is real: some are refused
+
+
+def test_harness_reports_hangs_crashes_and_foreign_errors(tmp_path):
+    import time
+
+    def read(path: Path):
+        kind = path.read_text()
+        if kind == "hang":
+            time.sleep(60)
+        if kind == "crash":
+            os._exit(3)
+        if kind == "foreign":
+            raise KeyError("x")
+        if kind == "clean":
+            raise ValueError("bad")
+        return kind
+
+    paths = []
+    for kind in ["ok", "hang", "clean", "crash", "foreign", "ok"]:
+        paths.append(tmp_path / f"{len(paths)}.txt")
+        paths[-1].write_text(kind)
+    outcomes = [o for o, _ in run_cases(Reader("toy", None, read, (ValueError,)), paths, timeout=2)]
+    assert outcomes == ["ok", "HANG", "clean error", "CRASH", "FAILED", "ok"]
