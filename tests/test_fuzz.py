@@ -26,7 +26,7 @@ import crnn
 from crnn.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint, save_checkpoint
 from crnn.data.audio import AudioReadError, read_audio
 from crnn.data.manifest import ManifestError, read_manifest
-from crnn.data.video import VideoReadError, read_video, write_video
+from crnn.data.video import VideoReadError, read_features, read_video, write_video
 from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import ArpaFormatError, read_arpa
 from crnn.tokenizer import Tokenizer
@@ -45,6 +45,7 @@ class Reader:
         read: the reader under test; returns something ``check`` can judge.
         errors: the documented exception types: any other one is a failure.
         check: asserts a returned result is valid (raises AssertionError otherwise).
+        cut_is_error: every truncated copy must be refused (the format states its own length).
     """
 
     name: str
@@ -52,6 +53,7 @@ class Reader:
     read: Callable[[Path], Any]
     errors: tuple[type[BaseException], ...]
     check: Callable[[Any], None] = lambda result: None
+    cut_is_error: bool = False
 
 
 # -- valid inputs ------------------------------------------------------------------------------------
@@ -81,6 +83,15 @@ def _make_mp4(folder: Path) -> Path:
 
 def _check_video(frames: torch.Tensor) -> None:
     assert frames.ndim == 4 and frames.shape[0] > 0 and frames.shape[1] == 3 and frames.dtype == torch.uint8
+
+
+def _make_npy(folder: Path) -> Path:
+    np.save(folder / "valid.npy", np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32))
+    return folder / "valid.npy"
+
+
+def _check_features(feats: torch.Tensor) -> None:
+    assert feats.ndim == 2 and feats.dtype == torch.float32 and bool(torch.isfinite(feats).all())
 
 
 TEXT_ROWS = [("a.wav", "one two", 1.25), ("sub/b.wav", "three", 0.5), ("c.wav", "four five six", 2.0)]
@@ -164,12 +175,16 @@ def _check_model(model) -> None:
 
 
 READERS: list[Reader] = [
-    Reader("wav-pcm16", _audio("wav", "PCM_16"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
-    Reader("wav-float", _audio("wav", "FLOAT"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
-    Reader("flac", _audio("flac"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
+    Reader("wav-pcm16", _audio("wav", "PCM_16"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio,
+           cut_is_error=True),
+    Reader("wav-float", _audio("wav", "FLOAT"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio,
+           cut_is_error=True),
+    Reader("flac", _audio("flac"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio,
+           cut_is_error=True),
     Reader("ogg", _audio("ogg"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
     Reader("mp3", _audio("mp3"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
     Reader("mp4", _make_mp4, read_video, (VideoReadError,), _check_video),
+    Reader("npy-features", _make_npy, read_features, (VideoReadError,), _check_features, cut_is_error=True),
     *[Reader(f"manifest-{kind}", make, read_manifest, (ManifestError,), _check_manifest)
       for kind, make in MANIFEST_KINDS],
     Reader("arpa", _arpa, read_arpa, (ArpaFormatError,)),
@@ -179,7 +194,7 @@ READERS: list[Reader] = [
            lambda p: Hotwords.parse(str(p), CHARS, 1.5), (ValueError,)),
     Reader("grammar", _words("<s> walk run\nwalk run jump </s>\nrun sit </s>\n", "valid.grammar"),
            lambda p: Grammar.from_file(p, LABELS), (ValueError,)),
-    Reader("checkpoint", _checkpoint, _load_checkpoint, (CheckpointError,), _check_model),
+    Reader("checkpoint", _checkpoint, _load_checkpoint, (CheckpointError,), _check_model, cut_is_error=True),
 ]
 
 
@@ -267,6 +282,10 @@ def test_damaged_files_give_a_clean_error_or_a_valid_result(reader, tmp_path):
     failures = [f"case {i} ({what}): {outcome}: {detail}"
                 for i, ((what, _), (outcome, detail)) in enumerate(zip(cases, results[1:]))
                 if outcome not in ("ok", "clean error")]
+    if reader.cut_is_error:
+        failures += [f"case {i} ({what}): a truncated file was read as valid"
+                     for i, ((what, _), (outcome, _)) in enumerate(zip(cases, results[1:]))
+                     if what.startswith("cut") and outcome == "ok"]
     assert not failures, "\n\n".join(failures)
     assert any(outcome == "clean error" for outcome, _ in results)  # the damage is real: some are refused
 
