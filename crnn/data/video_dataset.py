@@ -46,7 +46,7 @@ def read_frame_labels(spec: Any, base: Path | None = None) -> list[str]:
         if p.suffix.lower() == ".npy":
             return [str(s) for s in np.atleast_1d(np.load(p, allow_pickle=False)).tolist()]
         return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:  # UnicodeDecodeError: a ValueError
+    except Exception as e:  # OSError, UnicodeDecodeError, numpy header errors (ValueError, TokenError, ...)
         raise VideoReadError(f"{p}: cannot read frame labels ({type(e).__name__}: {e})") from None
 
 
