@@ -59,7 +59,10 @@ def expand_inputs(inputs: list[str], suffixes: set[str]) -> list[str]:
 
 
 def _is_frame_folder(p: Path) -> bool:
-    return any(f.suffix.lower() in (".png", ".jpg", ".jpeg") for f in list(p.iterdir())[:5])
+    try:
+        return any(f.suffix.lower() in (".png", ".jpg", ".jpeg") for f in list(p.iterdir())[:5])
+    except OSError:  # unreadable: the reader reports why
+        return True
 
 
 def input_loader(model: CRNN) -> Callable[[str], torch.Tensor]:

@@ -198,3 +198,13 @@ def test_handwritten_wav_headers(tmp_path):
     (tmp_path / "hz0.wav").write_bytes(_wav_header(0, len(samples)) + samples)
     reason = audio_reason(tmp_path / "hz0.wav")
     assert "sample rate" in reason or "corrupt" in reason
+
+
+def test_fifo_inside_a_frame_folder_is_refused(tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    from torchvision.io import encode_png
+
+    (folder / "0001.png").write_bytes(encode_png(torch.zeros(3, 8, 8, dtype=torch.uint8)).numpy().tobytes())
+    os.mkfifo(folder / "0002.png")
+    assert "0002.png: frame image: is a named pipe (FIFO)" in video_error(folder)

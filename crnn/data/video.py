@@ -191,6 +191,9 @@ def _read_frame_folder(
     frames = []
     for i in idx:
         if i not in decoded:
+            problem = regular_file_problem(files[i])  # a FIFO named like a frame would block the decoder
+            if problem:
+                raise VideoReadError(f"{files[i]}: frame image: {problem}")
             try:
                 img = decode_image(str(files[i]), mode=ImageReadMode.RGB)  # (3, H, W) uint8
             except (RuntimeError, OSError) as e:
