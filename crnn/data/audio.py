@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from crnn.data.files import os_reason, regular_file_problem
+from crnn.data.files import MAX_DECODE_BYTES, format_bytes, os_reason, regular_file_problem
 
 # Extensions whose decoding failure means a damaged file rather than a file that is not audio.
 AUDIO_EXTENSIONS = {
@@ -41,10 +41,6 @@ class AudioReadError(RuntimeError):
 # Rates outside this range are a damaged or hostile header, not audio (a "1 Hz" file resampled to
 # 16 kHz is a 16000-fold blow-up).
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
-# Decoding may not need more memory than this (decoded float32 samples, before and after resampling):
-# a small FLAC of silence can claim hours of audio. Override with the CRNN_MAX_DECODE_BYTES variable
-# or the ``max_bytes`` argument.
-MAX_DECODE_BYTES = int(os.environ.get("CRNN_MAX_DECODE_BYTES", 2 * 2**30))
 # A resampling kernel is (new / g) x (orig / g) taps for g = gcd(orig, new): 16001 Hz -> 16000 Hz would
 # take gigabytes. Above this reduced size, the source rate is rounded to a multiple of RATE_ROUNDING
 # (a speed change under 0.2 % at 16 kHz and above).
@@ -63,8 +59,8 @@ def _check_header(path: str, sr: int, frames: int, channels: int, target: int, m
                                    f"(accepted: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
     need = 4 * max(frames * max(channels, 1), frames * target // sr)
     if need > max_bytes:
-        raise AudioReadError(path, f"decoding would need {need / 2**30:.2f} GiB ({frames} frames x {channels} "
-                                   f"channel(s) at {sr} Hz), over the {max_bytes / 2**30:.2f} GiB budget "
+        raise AudioReadError(path, f"decoding would need {format_bytes(need)} ({frames} frames x {channels} "
+                                   f"channel(s) at {sr} Hz), over the {format_bytes(max_bytes)} budget "
                                    "(CRNN_MAX_DECODE_BYTES)")
 
 
@@ -78,7 +74,9 @@ def wav_shortfall(path: str | bytes) -> str | None:
         order = "little" if head[:4] == b"RIFF" else "big"
         size = os.fstat(f.fileno()).st_size
         pos = 12
-        while pos + 8 <= size:
+        for _ in range(10_000):  # real files have a handful of chunks; a damaged one may chain empty ones
+            if pos + 8 > size:
+                break
             f.seek(pos)
             chunk = f.read(8)
             declared = int.from_bytes(chunk[4:8], order)

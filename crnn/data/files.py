@@ -10,6 +10,11 @@ import errno
 import os
 import stat
 
+# Decoding one file may not need more memory than this (float32 samples before and after resampling,
+# uint8 frames, float32 features): a small FLAC of silence or a tiny video can claim hours. Override
+# with the CRNN_MAX_DECODE_BYTES environment variable or a reader's ``max_bytes`` argument.
+MAX_DECODE_BYTES = int(os.environ.get("CRNN_MAX_DECODE_BYTES", 2 * 2**30))
+
 _KINDS = (
     (stat.S_ISFIFO, "is a named pipe (FIFO), not a regular file"),
     (stat.S_ISCHR, "is a character device, not a regular file"),
@@ -58,3 +63,11 @@ def regular_file_problem(path: str | bytes | os.PathLike, allow_dir: bool = Fals
     except OSError as e:
         return os_reason(e)
     return None
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 kB', 3 * 2**30 -> '3.0 GiB' (for budget messages)."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("kB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"

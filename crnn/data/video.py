@@ -6,7 +6,6 @@ reason, so a dataset can turn it into a skipped sample.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Sequence
@@ -15,14 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crnn.data.files import os_reason, regular_file_problem
+from crnn.data.files import MAX_DECODE_BYTES, format_bytes, os_reason, regular_file_problem
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 FOLDER_FPS = 25.0  # frame rate assumed for frame folders (RWTH-PHOENIX-Weather 2014 is 25 fps)
-# Decoded frames / features may not need more memory than this (a tiny file can claim hours of 4K
-# video). Override with the CRNN_MAX_DECODE_BYTES variable or the ``max_bytes`` argument.
-MAX_DECODE_BYTES = int(os.environ.get("CRNN_MAX_DECODE_BYTES", 2 * 2**30))
 
 
 class VideoReadError(RuntimeError):
@@ -39,8 +35,8 @@ def _check_path(path: Path, allow_dir: bool) -> None:
 
 def _check_budget(path: Path, n_bytes: int, what: str, max_bytes: int) -> None:
     if n_bytes > max_bytes:
-        raise VideoReadError(f"{path}: decoding would need {n_bytes / 2**30:.2f} GiB ({what}), over the "
-                             f"{max_bytes / 2**30:.2f} GiB budget (CRNN_MAX_DECODE_BYTES)")
+        raise VideoReadError(f"{path}: decoding would need {format_bytes(n_bytes)} ({what}), over the "
+                             f"{format_bytes(max_bytes)} budget (CRNN_MAX_DECODE_BYTES)")
 
 
 # -- reading ---------------------------------------------------------------------------------------
