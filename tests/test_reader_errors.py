@@ -208,3 +208,22 @@ def test_fifo_inside_a_frame_folder_is_refused(tmp_path):
     (folder / "0001.png").write_bytes(encode_png(torch.zeros(3, 8, 8, dtype=torch.uint8)).numpy().tobytes())
     os.mkfifo(folder / "0002.png")
     assert "0002.png: frame image: is a named pipe (FIFO)" in video_error(folder)
+
+
+def test_bad_noise_file_is_named_not_fed(tmp_path):
+    from crnn.data.augment import AugmentConfig, WaveAugment
+
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    bad = tone(16000, 1.0)
+    bad[::500] = np.inf  # in every stretch the augmentation may pick
+    sf.write(noise_dir / "hiss.wav", bad, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "speech.wav", tone(), 16000)
+    aug = WaveAugment(AugmentConfig(noise_snr=(10, 10), noise_prob=1.0, noise_dir=str(noise_dir)), 16000)
+    ds = AudioDataset([{"path": str(tmp_path / "speech.wav"), "text": "a"}], speech_tokenizer(["a"]), 16000, aug)
+    item = ds[0]
+    assert isinstance(item, BadSample) and "hiss.wav" in item.reason and "non-finite" in item.reason
+    sf.write(noise_dir / "hiss.wav", tone(16000, 1.0), 16000)  # a good noise file: mixed in, finite
+    item = ds[0]
+    assert isinstance(item, dict) and bool(torch.isfinite(item["signal"]).all())
+    assert not torch.allclose(item["signal"], torch.from_numpy(tone()), atol=1e-3)
