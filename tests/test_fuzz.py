@@ -25,7 +25,9 @@ import torch
 import crnn
 from crnn.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint, save_checkpoint
 from crnn.data.audio import AudioReadError, read_audio
+from crnn.data.librispeech import read_transcripts
 from crnn.data.manifest import ManifestError, read_manifest
+from crnn.data.phoenix import phoenix_rows
 from crnn.data.video import VideoReadError, read_features, read_video, write_video
 from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import ArpaFormatError, read_arpa
@@ -130,12 +132,36 @@ def _check_manifest(rows: list) -> None:
             assert isinstance(row["duration"], float), row
 
 
-# Manifest layouts: (name, writer of a valid manifest). More corpus layouts go here.
-MANIFEST_KINDS: list[tuple[str, Callable[[Path], Path]]] = [
-    ("jsonl", _jsonl),
-    ("nemo", _nemo),
-    ("csv", _delimited(",", "csv")),
-    ("tsv", _delimited("\t", "tsv")),
+def _librispeech(folder: Path) -> Path:
+    path = folder / "valid.trans.txt"
+    path.write_text("19-198-0000 ONE TWO\n19-198-0001 THREE FOUR FIVE\n")
+    return path
+
+
+def _phoenix(folder: Path) -> Path:
+    path = folder / "valid.corpus.csv"
+    path.write_text("id|folder|signer|annotation\n"
+                    "01April_2010_heute-0|01April_2010_heute-0/1/*.png|Signer04|REGEN SONNE\n"
+                    "02April_2010_heute-1|02April_2010_heute-1/1/*.png|Signer01|WIND\n")
+    return path
+
+
+def _read_phoenix(corpus: Path) -> list:
+    """phoenix_rows over a corpus copy with this file as its train split."""
+    root = corpus.parent / f"{corpus.name}.phoenix"
+    (root / "annotations/manual").mkdir(parents=True, exist_ok=True)
+    (root / "annotations/manual/train.corpus.csv").write_bytes(corpus.read_bytes())
+    return phoenix_rows(root, "train")
+
+
+# Manifest layouts: (name, writer of a valid file, its reader). More corpus layouts go here.
+MANIFEST_KINDS: list[tuple[str, Callable[[Path], Path], Callable[[Path], list]]] = [
+    ("jsonl", _jsonl, read_manifest),
+    ("nemo", _nemo, read_manifest),
+    ("csv", _delimited(",", "csv"), read_manifest),
+    ("tsv", _delimited("\t", "tsv"), read_manifest),
+    ("librispeech", _librispeech, read_transcripts),
+    ("phoenix", _phoenix, _read_phoenix),
 ]
 
 CHARS = Tokenizer(list("abcdefghijklmnopqrstuvwxyz' "), kind="char")
@@ -185,8 +211,7 @@ READERS: list[Reader] = [
     Reader("mp3", _audio("mp3"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
     Reader("mp4", _make_mp4, read_video, (VideoReadError,), _check_video),
     Reader("npy-features", _make_npy, read_features, (VideoReadError,), _check_features, cut_is_error=True),
-    *[Reader(f"manifest-{kind}", make, read_manifest, (ManifestError,), _check_manifest)
-      for kind, make in MANIFEST_KINDS],
+    *[Reader(f"manifest-{kind}", make, read, (ManifestError,), _check_manifest) for kind, make, read in MANIFEST_KINDS],
     Reader("arpa", _arpa, read_arpa, (ArpaFormatError,)),
     Reader("lexicon", _words("one\ntwo\nthree\n# comment\nfour\n", "valid.lex"),
            lambda p: Lexicon.from_file(p, CHARS), (ValueError,)),

@@ -63,7 +63,7 @@ def normalize_row(raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]
     return row
 
 
-def _utf8_lines(path: Path) -> list[str]:
+def utf8_lines(path: Path) -> list[str]:
     """The file's lines (ends kept); a line that is not UTF-8 is an error naming the file and line."""
     try:
         with open(path, "rb") as f:
@@ -81,7 +81,7 @@ def _utf8_lines(path: Path) -> list[str]:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for lineno, line in enumerate(_utf8_lines(path), 1):
+    for lineno, line in enumerate(utf8_lines(path), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -95,7 +95,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
     rows = []
-    with io.StringIO("".join(_utf8_lines(path)), newline="") as f:
+    with io.StringIO("".join(utf8_lines(path)), newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         header = reader.fieldnames or []
         if not any(k in header for k in PATH_KEYS) or not ({"text", "labels"} & set(header)):
