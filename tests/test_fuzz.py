@@ -25,6 +25,7 @@ import torch
 import crnn
 from crnn.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint, save_checkpoint
 from crnn.data.audio import AudioReadError, read_audio
+from crnn.data.breakfast import breakfast_rows
 from crnn.data.librispeech import read_transcripts
 from crnn.data.manifest import ManifestError, read_manifest
 from crnn.data.phoenix import phoenix_rows
@@ -154,6 +155,22 @@ def _read_phoenix(corpus: Path) -> list:
     return phoenix_rows(root, "train")
 
 
+def _breakfast_transcript(folder: Path) -> Path:
+    path = folder / "valid.txt"
+    path.write_text("SIL\ntake_bowl\npour_milk\nSIL\n")
+    return path
+
+
+def _read_breakfast(transcript: Path) -> list:
+    """breakfast_rows over a copy holding one feature file with this transcript."""
+    root = transcript.parent / f"{transcript.name}.breakfast"
+    for sub in ("features", "transcripts"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    np.save(root / "features/P01_cereals.npy", np.zeros((12, 4), np.float32))
+    (root / "transcripts/P01_cereals.txt").write_bytes(transcript.read_bytes())
+    return breakfast_rows(root)
+
+
 # Manifest layouts: (name, writer of a valid file, its reader). More corpus layouts go here.
 MANIFEST_KINDS: list[tuple[str, Callable[[Path], Path], Callable[[Path], list]]] = [
     ("jsonl", _jsonl, read_manifest),
@@ -162,6 +179,7 @@ MANIFEST_KINDS: list[tuple[str, Callable[[Path], Path], Callable[[Path], list]]]
     ("tsv", _delimited("\t", "tsv"), read_manifest),
     ("librispeech", _librispeech, read_transcripts),
     ("phoenix", _phoenix, _read_phoenix),
+    ("breakfast", _breakfast_transcript, _read_breakfast),
 ]
 
 CHARS = Tokenizer(list("abcdefghijklmnopqrstuvwxyz' "), kind="char")
