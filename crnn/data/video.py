@@ -137,8 +137,9 @@ def _read_video_file(path: Path, fps: float | None, size: tuple[int, int] | None
             for k, frame in enumerate(container.decode(stream)):
                 n_src = k + 1
                 # the header may lie: count what is actually kept
-                _check_budget(path, (len(frames) + 1) * 3 * frame.height * frame.width, f"{len(frames) + 1} "
-                              f"frames of {frame.height}x{frame.width}", max_bytes)
+                fh, fw = size if size is not None else (frame.height, frame.width)
+                _check_budget(path, (len(frames) + 1) * 3 * int(fh) * int(fw), f"{len(frames) + 1} frames of {fh}x{fw}",
+                              max_bytes)
                 if step is None:
                     frames.append(frame.to_ndarray(**kwargs))
                     continue
