@@ -110,7 +110,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
         raise CheckpointError(f"{source}: inconsistent model config ({e})") from None
     try:
         tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{source}: unusable vocabulary ({type(e).__name__}: {e})") from None
     head = ckpt["state_dict"].get("head.weight")
     if head is not None and head.shape[0] != len(tokenizer):
@@ -121,7 +121,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
                               f"{len(tokenizer)} entries (with blank)")
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:  # missing / unexpected keys, shape mismatches
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:  # missing keys, shapes, damage
         detail = " ".join(str(e).split())
         raise CheckpointError(f"{source}: weights do not match the model config ({detail[:400]})") from None
     model.tokenizer = tokenizer

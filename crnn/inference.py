@@ -59,7 +59,10 @@ def expand_inputs(inputs: list[str], suffixes: set[str]) -> list[str]:
 
 
 def _is_frame_folder(p: Path) -> bool:
-    return any(f.suffix.lower() in (".png", ".jpg", ".jpeg") for f in list(p.iterdir())[:5])
+    try:
+        return any(f.suffix.lower() in (".png", ".jpg", ".jpeg") for f in list(p.iterdir())[:5])
+    except OSError:  # unreadable: the reader reports why
+        return True
 
 
 def input_loader(model: CRNN) -> Callable[[str], torch.Tensor]:
@@ -124,8 +127,11 @@ def transcribe_files(
             if len(batch):
                 x, x_lens = batch.x.to(device, non_blocking=True), batch.x_lens.to(device)
                 log_probs, lens = model(x, x_lens)
-                for path, n, hyps in zip(batch.paths, batch.x_lens.tolist(), decoder(log_probs, lens)):
-                    pending[order[path]] = FileResult(path, hyps, duration=n / sr if sr else None)
+                finite = (~torch.isnan(log_probs).flatten(1).any(1)).tolist()  # (B,): NaN = damaged weights
+                for path, n, hyps, ok in zip(batch.paths, batch.x_lens.tolist(), decoder(log_probs, lens), finite):
+                    pending[order[path]] = (FileResult(path, hyps, duration=n / sr if sr else None) if ok else
+                                            FileResult(path, error=f"{path}: the model's outputs are not finite "
+                                                       "(NaN: damaged weights?)"))
             while next_i in pending:  # yield in input order
                 yield pending.pop(next_i)
                 next_i += 1

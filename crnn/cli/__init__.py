@@ -6,6 +6,7 @@ A sub-command module defines ``register(subparsers)``, which adds its parser and
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
 import sys
 
@@ -27,7 +28,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _path_bytes(error: UnicodeEncodeError):
+    """Codec error handler: a file name's undecodable bytes (kept as lone surrogates by Python) are
+    written back as the original bytes, as ``ls`` shows them; anything else unencodable as ``\\x..``."""
+    bad = error.object[error.start:error.end]
+    if all("\udc80" <= c <= "\udcff" for c in bad):
+        return bytes(ord(c) - 0xDC00 for c in bad), error.end
+    return codecs.backslashreplace_errors(error)
+
+
+def _printable_paths() -> None:
+    """Printing a file name that is not valid UTF-8 must not crash a command."""
+    codecs.register_error("crnn-path", _path_bytes)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="crnn-path")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_paths()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from crnn.cli.common import add_plugin_arg, load_plugins
@@ -14,6 +15,24 @@ def build_decoder(args: argparse.Namespace, model):
     from crnn.decoding import Decoder
 
     return Decoder(model.tokenizer, options_from_args(args), model.frame_shift)
+
+
+def dumps(row: dict) -> str:
+    """One JSON line; a non-finite number (a damaged model's score) becomes null, never a bare NaN."""
+    try:
+        return json.dumps(row, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_or_none(row), allow_nan=False)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 def result_json(r, nbest: int) -> dict:
@@ -66,10 +85,10 @@ def main(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {r.error}", file=sys.stderr)
             if args.json:
-                print(json.dumps(result_json(r, nbest)), flush=True)
+                print(dumps(result_json(r, nbest)), flush=True)
             continue
         if args.json:
-            print(json.dumps(result_json(r, nbest)), flush=True)
+            print(dumps(result_json(r, nbest)), flush=True)
         elif args.ctm:
             from pathlib import Path
 
@@ -134,14 +153,14 @@ def stream_main(args: argparse.Namespace, model, decoder) -> int:
             failed += 1
             print(f"error: {e}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"path": path, "error": str(e)}), flush=True)
+                print(dumps({"path": path, "error": str(e)}), flush=True)
             continue
         stream.finish()
         lp = stream.frames  # (T', V): the final decoder (beam, LM, ...) sees the whole utterance
         hyps = decoder(lp[None], torch.tensor([lp.size(0)], device=lp.device))[0]
         r = FileResult(path, hyps, duration=stream.n_samples / sr)
         if args.json:
-            print(json.dumps(result_json(r, nbest)), flush=True)
+            print(dumps(result_json(r, nbest)), flush=True)
         else:
             print(f"{path}\t{hyps[0].text}", flush=True)
     if failed:

@@ -6,6 +6,7 @@ not recognise (m4a/AAC, webm/opus, mp4 audio tracks, ...) by PyAV's bundled FFmp
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from crnn.data.files import MAX_DECODE_BYTES, format_bytes, os_reason, regular_file_problem
 
 from crnn.data.media import AUDIO_EXTENSIONS  # a decoding failure of these means damage, not "not audio"
 
@@ -31,18 +34,71 @@ class AudioReadError(RuntimeError):
         super().__init__(f"{self.path}: {reason}")
 
 
+# Rates outside this range are a damaged or hostile header, not audio (a "1 Hz" file resampled to
+# 16 kHz is a 16000-fold blow-up).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
+# A resampling kernel is (new / g) x (orig / g) taps for g = gcd(orig, new): 16001 Hz -> 16000 Hz would
+# take gigabytes. Above this reduced size, the source rate is rounded to a multiple of RATE_ROUNDING
+# (a speed change under 0.2 % at 16 kHz and above).
+_MAX_REDUCED_RATE, RATE_ROUNDING = 4000, 50
+
+
 def _to_mono_tensor(data: np.ndarray) -> torch.Tensor:
     """(S, C) float array -> (S,) float32 tensor, channels averaged."""
     return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).mean(dim=1)
 
 
-def _read_soundfile(path: str) -> tuple[torch.Tensor, int]:
-    # always_2d gives (S, C) for any channel count; int PCM is scaled to [-1, 1) by dtype=float32.
-    data, sr = sf.read(path, dtype="float32", always_2d=True)
+def _check_header(path: str, sr: int, frames: int, channels: int, target: int, max_bytes: int) -> None:
+    """Refuse rates no recording has, and decodes that would need more than ``max_bytes``."""
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise AudioReadError(path, f"implausible sample rate {sr} Hz in the header "
+                                   f"(accepted: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+    need = 4 * max(frames * max(channels, 1), frames * target // sr)
+    if need > max_bytes:
+        raise AudioReadError(path, f"decoding would need {format_bytes(need)} ({frames} frames x {channels} "
+                                   f"channel(s) at {sr} Hz), over the {format_bytes(max_bytes)} budget "
+                                   "(CRNN_MAX_DECODE_BYTES)")
+
+
+def wav_shortfall(path: str | bytes) -> str | None:
+    """For a RIFF/WAVE file whose ``data`` chunk declares more bytes than the file holds: why it is
+    truncated; else None (not a WAV, sizes consistent, or a streaming header with an unknown size)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        order = "little" if head[:4] == b"RIFF" else "big"
+        size = os.fstat(f.fileno()).st_size
+        pos = 12
+        for _ in range(10_000):  # real files have a handful of chunks; a damaged one may chain empty ones
+            if pos + 8 > size:
+                break
+            f.seek(pos)
+            chunk = f.read(8)
+            declared = int.from_bytes(chunk[4:8], order)
+            if chunk[:4] == b"data":
+                held = size - pos - 8
+                if declared in (0, 0xFFFFFFFF) or declared <= held:  # unknown (streamed) or complete
+                    return None
+                return f"truncated WAV: the header declares {declared} bytes of samples, the file holds {held}"
+            pos += 8 + declared + (declared & 1)  # chunks are padded to an even size
+    return None
+
+
+def _read_soundfile(path: str, target: int, max_bytes: int) -> tuple[torch.Tensor, int]:
+    # bytes: libsndfile takes the name as the file system has it (names need not be valid UTF-8).
+    with sf.SoundFile(os.fsencode(path)) as f:
+        sr, frames, channels = f.samplerate, f.frames, f.channels
+        _check_header(path, sr, frames, channels, target, max_bytes)
+        # always_2d gives (S, C) for any channel count; int PCM is scaled to [-1, 1) by dtype=float32.
+        data = f.read(dtype="float32", always_2d=True)
+    # MP3 headers (Xing) state the length; a file cut short decodes to fewer frames than that.
+    if frames > 0 and len(data) < frames - max(4608, frames // 100):
+        raise AudioReadError(path, f"truncated: the header promises {frames} frames, the file holds {len(data)}")
     return _to_mono_tensor(data), sr
 
 
-def _read_pyav(path: str) -> tuple[torch.Tensor, int]:
+def _read_pyav(path: str, target: int, max_bytes: int) -> tuple[torch.Tensor, int]:
     """Decode the first audio stream with FFmpeg, keeping its rate; float planar -> mono."""
     import av
 
@@ -52,15 +108,21 @@ def _read_pyav(path: str) -> tuple[torch.Tensor, int]:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
             raise AudioReadError(path, f"no audio stream in this container (it holds {kinds})")
         stream = streams[0]
+        rate, channels = stream.rate, stream.channels
+        seconds = container.duration / av.time_base if container.duration else 0.0
+        _check_header(path, rate, int(seconds * rate), channels, target, max_bytes)
         # Convert whatever sample format the codec produces to float planar, same layout and rate.
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
         chunks: list[np.ndarray] = []
+        n_decoded = 0
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray())  # (C, n)
+                n_decoded += chunks[-1].shape[1]
+            # the duration in the header may lie: count what is actually decoded
+            _check_header(path, rate, n_decoded, channels, target, max_bytes)
         for out in resampler.resample(None):  # flush
             chunks.append(out.to_ndarray())
-        rate = stream.rate
     if not chunks:
         return torch.zeros(0), rate
     data = np.concatenate(chunks, axis=1)  # (C, S)
@@ -74,8 +136,21 @@ def _failure_reason(path: str, sf_error: Exception, av_error: Exception) -> str:
     return f"not an audio file or an unsupported format ({detail})"
 
 
+def resample(wav: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """(S,) at ``orig`` Hz -> (S',) at ``new`` Hz; a rate sharing no large factor with ``new`` is rounded
+    first (see RATE_ROUNDING), as its exact kernel would be huge."""
+    if orig == new:
+        return wav
+    g = math.gcd(orig, new)
+    if max(orig, new) // g > _MAX_REDUCED_RATE:
+        orig = max(RATE_ROUNDING, round(orig / RATE_ROUNDING) * RATE_ROUNDING)
+        if orig == new:
+            return wav
+    return AF.resample(wav, orig, new)
+
+
 def read_audio(path: str | os.PathLike, sample_rate: int, offset: float | None = None,
-               duration: float | None = None) -> torch.Tensor:
+               duration: float | None = None, max_bytes: int | None = None) -> torch.Tensor:
     """Read an audio file (or a stretch of it) as mono float32 samples at ``sample_rate``.
 
     Args:
@@ -83,38 +158,49 @@ def read_audio(path: str | os.PathLike, sample_rate: int, offset: float | None =
         sample_rate: the rate to resample to (the model's rate).
         offset: start of the stretch to read, seconds (None: the whole file).
         duration: length of the stretch, seconds (None: to the end of the file).
+        max_bytes: memory budget of the decoded samples. (Default: MAX_DECODE_BYTES, 2 GiB)
 
     Returns:
-        (S,) float32 tensor in [-1, 1] (for PCM input).
+        (S,) float32 tensor in [-1, 1] (for PCM input), every sample finite.
 
     Raises:
-        AudioReadError: naming the file and the reason (missing, empty, corrupt/truncated, not audio,
-            no audio stream, no samples).
+        AudioReadError: naming the file and the reason: missing, permission denied, symlink loop, a
+            directory, FIFO or device (refused without opening it), empty, corrupt/truncated (including
+            a WAV whose header declares more data than the file holds), not audio, no audio stream, no
+            samples, non-finite samples, an implausible sample rate, or over the memory budget.
     """
-    path = str(path)
-    if not os.path.exists(path):
-        raise AudioReadError(path, "no such file")
-    if os.path.isdir(path):
-        raise AudioReadError(path, "is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
-        raise AudioReadError(path, "empty file (0 bytes)")
+    path = os.fsdecode(path)
+    max_bytes = MAX_DECODE_BYTES if max_bytes is None else max_bytes
+    problem = regular_file_problem(path)
+    if problem:
+        raise AudioReadError(path, problem)
+    try:
+        short = wav_shortfall(os.fsencode(path))
+    except OSError as e:
+        raise AudioReadError(path, os_reason(e)) from None
+    if short:
+        raise AudioReadError(path, short)
     if offset is not None or duration is not None:
         wav, sr = read_stretch(path, offset or 0.0, duration)
-        return AF.resample(wav, sr, sample_rate) if sr != sample_rate else wav
+        if not bool(torch.isfinite(wav).all()):
+            raise AudioReadError(path, "non-finite samples (NaN or infinity)")
+        return resample(wav, sr, sample_rate)
     try:
-        wav, sr = _read_soundfile(path)
+        wav, sr = _read_soundfile(path, sample_rate, max_bytes)
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
+        if isinstance(sf_error, AudioReadError):
+            raise
         try:
-            wav, sr = _read_pyav(path)
+            wav, sr = _read_pyav(path, sample_rate, max_bytes)
         except AudioReadError:
             raise
         except Exception as av_error:  # PyAV raises a family of FFmpegError subclasses
             raise AudioReadError(path, _failure_reason(path, sf_error, av_error)) from None
     if wav.numel() == 0:
         raise AudioReadError(path, "contains no audio samples (zero-length or truncated before the first frame)")
-    if sr != sample_rate:
-        wav = AF.resample(wav, sr, sample_rate)
-    return wav
+    if not bool(torch.isfinite(wav).all()):
+        raise AudioReadError(path, "non-finite samples (NaN or infinity)")
+    return resample(wav, sr, sample_rate)
 
 
 # Formats whose frames soundfile can seek to exactly without decoding what comes before.
@@ -202,23 +288,27 @@ def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the file header (no decoding for soundfile formats).
 
     Raises:
-        AudioReadError: if neither soundfile nor FFmpeg can read the header.
+        AudioReadError: if the path is not a readable regular file, or neither soundfile nor FFmpeg can
+            read the header.
     """
-    path = str(path)
-    if not os.path.isfile(path):
-        raise AudioReadError(path, "no such file")
+    path = os.fsdecode(path)
+    problem = regular_file_problem(path)
+    if problem:
+        raise AudioReadError(path, problem)
     try:
-        info = sf.info(path)
+        info = sf.info(os.fsencode(path))
         return info.frames / info.samplerate
-    except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
+    except (sf.LibsndfileError, RuntimeError, TypeError, ZeroDivisionError) as sf_error:
         import av
 
         try:
             with av.open(path) as container:
                 if container.duration is not None:
                     return container.duration / av.time_base
-            wav, sr = _read_pyav(path)  # header without a duration: decode to count samples
+            wav, sr = _read_pyav(path, 1, MAX_DECODE_BYTES)  # header without a duration: decode to count
             return wav.numel() / sr
+        except AudioReadError:
+            raise
         except Exception as av_error:
             raise AudioReadError(path, _failure_reason(path, sf_error, av_error)) from None
 

@@ -45,7 +45,8 @@ class AudioDataset(Dataset):
         sample_rate: the model's sample rate; every file is resampled to it.
         augment: waveform augmentation applied to each read signal (training only). (Default: None)
 
-    A file that cannot be read, or a transcript with a symbol outside the vocabulary, yields a
+    A file that cannot be read (including one with non-finite samples), a transcript with a symbol
+    outside the vocabulary, or a noise file the augmentation cannot read yields a
     ``BadSample(path, reason)`` that the collate function skips and counts.
     """
 
@@ -79,7 +80,10 @@ class AudioDataset(Dataset):
         except AudioReadError as e:
             return BadSample(path, e.reason)
         if self.augment is not None:
-            signal = self.augment(signal)
+            try:
+                signal = self.augment(signal)
+            except AudioReadError as e:  # a bad noise file: named, and this draw skipped
+                return BadSample(path, f"augmentation: {e}")
         text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind != "label" else row["text"]
         return {"signal": signal, "tokens": torch.tensor(tokens, dtype=torch.long), "text": text, "path": path}
 

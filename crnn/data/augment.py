@@ -20,7 +20,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from crnn.data.audio import AudioReadError, read_audio
+from crnn.data.audio import MIN_SAMPLE_RATE, AudioReadError, read_audio, resample
+from crnn.data.files import regular_file_problem
 from crnn.data.media import AUDIO_EXTENSIONS
 
 NOISE_COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^exponent
@@ -222,19 +223,25 @@ class WaveAugment:
 
     def _read_noise_segment(self, path: str, num_samples: int, generator: torch.Generator | None) -> torch.Tensor:
         # Read only the stretch needed from long recordings (soundfile seeks); FFmpeg formats in full.
+        problem = regular_file_problem(path)  # checked first: opening a FIFO would block
+        if problem:
+            raise AudioReadError(path, f"noise file: {problem}")
         try:
-            info = sf.info(path)
+            info = sf.info(os.fsencode(path))
         except (sf.LibsndfileError, RuntimeError):
             wav = read_audio(path, self.sample_rate)
             start = int(torch.randint(max(wav.numel() - num_samples, 0) + 1, (), generator=generator))
             return wav[start : start + num_samples]
+        if info.samplerate < MIN_SAMPLE_RATE:
+            raise AudioReadError(path, f"noise file: implausible sample rate {info.samplerate} Hz")
         need = int(np.ceil(num_samples * info.samplerate / self.sample_rate)) + 1
         start = int(torch.randint(max(info.frames - need, 0) + 1, (), generator=generator))
-        data, sr = sf.read(path, start=start, frames=need, dtype="float32", always_2d=True)
+        data, sr = sf.read(os.fsencode(path), start=start, frames=need, dtype="float32", always_2d=True)
         if data.shape[0] == 0:
             raise AudioReadError(path, "noise file contains no audio samples")
-        wav = torch.from_numpy(data).mean(dim=1)
-        return AF.resample(wav, sr, self.sample_rate) if sr != self.sample_rate else wav
+        if not np.isfinite(data).all():
+            raise AudioReadError(path, "noise file: non-finite samples (NaN or infinity)")
+        return resample(torch.from_numpy(data).mean(dim=1), sr, self.sample_rate)
 
     def add_noise(self, wav: torch.Tensor, snr_db: float, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mix noise into ``wav`` (S,) so that signal power / noise power = ``snr_db`` dB."""

@@ -17,13 +17,13 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from crnn.data.manifest import ManifestError
+from crnn.data.manifest import ManifestError, utf8_lines
 
 BREAKFAST_FPS = 15.0
 
 
 def _lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in utf8_lines(path) if line.strip()]  # a line that is not UTF-8 is named
 
 
 def breakfast_rows(root: str | Path, split: str | None = None, layout: str = "TD", fps: float = BREAKFAST_FPS

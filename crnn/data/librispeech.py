@@ -6,11 +6,13 @@ Transcripts are kept as written (upper case); the tokenizer's normalisation lowe
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
+from crnn.data.manifest import utf8_lines
 
 AUDIO_SUFFIXES = (".flac", ".wav")  # the corpus ships FLAC; converted copies are often WAV
 
@@ -36,7 +38,7 @@ def read_transcripts(trans_file: str | os.PathLike) -> list[dict[str, Any]]:
     """
     trans_file = Path(trans_file)
     rows = []
-    with open(trans_file, encoding="utf-8") as f:
+    with io.StringIO("".join(utf8_lines(trans_file))) as f:  # a line that is not UTF-8 is named
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

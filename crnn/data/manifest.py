@@ -14,6 +14,7 @@ Accepted inputs (relative paths resolve against the manifest's folder):
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -66,24 +67,39 @@ def normalize_row(raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]
     return row
 
 
+def utf8_lines(path: Path) -> list[str]:
+    """The file's lines (ends kept); a line that is not UTF-8 is an error naming the file and line."""
+    try:
+        with open(path, "rb") as f:
+            raw_lines = f.readlines()
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read manifest ({e.strerror or e})") from None
+    lines = []
+    for lineno, raw in enumerate(raw_lines, 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ManifestError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1} of the line)") from None
+    return lines
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            rows.append(normalize_row(raw, path.parent, where))
+    for lineno, line in enumerate(utf8_lines(path), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        rows.append(normalize_row(raw, path.parent, where))
     return rows
 
 
 def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
+    with io.StringIO("".join(utf8_lines(path)), newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         header = reader.fieldnames or []
         if not any(k in header for k in PATH_KEYS) or not ({"text", "labels"} & set(header)):

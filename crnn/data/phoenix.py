@@ -8,10 +8,11 @@ the ``folder`` column names a glob such as ``<id>/1/*.png``. Glosses are the spa
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
-from crnn.data.manifest import ManifestError
+from crnn.data.manifest import ManifestError, utf8_lines
 
 PHOENIX_SPLITS = ("train", "dev", "test")
 PHOENIX_FPS = 25.0
@@ -41,7 +42,7 @@ def phoenix_rows(root: str | Path, split: str, frames_dir: str = FRAMES_DIR) -> 
         raise ManifestError(f"{corpus}: no such PHOENIX corpus file (is {root} an RWTH-PHOENIX-Weather 2014 copy?)")
     base = root / frames_dir / split
     rows = []
-    with open(corpus, encoding="utf-8", newline="") as f:
+    with io.StringIO("".join(utf8_lines(corpus)), newline="") as f:  # a line that is not UTF-8 is named
         reader = csv.reader(f, delimiter="|")
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:4]] != ["id", "folder", "signer", "annotation"]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from crnn.data.files import MAX_DECODE_BYTES, format_bytes, os_reason, regular_file_problem
 from crnn.data.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 FOLDER_FPS = 25.0  # frame rate assumed for frame folders (RWTH-PHOENIX-Weather 2014 is 25 fps)
 
@@ -22,10 +23,24 @@ class VideoReadError(RuntimeError):
     """A clip, frame folder or feature file cannot be read; the message names it and says why."""
 
 
+def _check_path(path: Path, allow_dir: bool) -> None:
+    problem = regular_file_problem(path, allow_dir=allow_dir)
+    if problem == "no such file":
+        problem = "no such video file or frame folder" if allow_dir else "no such feature file"
+    if problem:
+        raise VideoReadError(f"{path}: {problem}")
+
+
+def _check_budget(path: Path, n_bytes: int, what: str, max_bytes: int) -> None:
+    if n_bytes > max_bytes:
+        raise VideoReadError(f"{path}: decoding would need {format_bytes(n_bytes)} ({what}), over the "
+                             f"{format_bytes(max_bytes)} budget (CRNN_MAX_DECODE_BYTES)")
+
+
 # -- reading ---------------------------------------------------------------------------------------
 def read_video(
     path: str | Path, fps: float | None = None, size: tuple[int, int] | None = None,
-    folder_fps: float = FOLDER_FPS,
+    folder_fps: float = FOLDER_FPS, max_bytes: int | None = None,
 ) -> torch.Tensor:
     """Read a video file or a folder of frame images.
 
@@ -36,28 +51,33 @@ def read_video(
             (Default: None)
         size: resize every frame to ``(H, W)``; None keeps the source size. (Default: None)
         folder_fps: frame rate of a frame folder, which carries none itself. (Default: 25)
+        max_bytes: memory budget of the decoded frames. (Default: MAX_DECODE_BYTES, 2 GiB)
 
     Returns:
         uint8 frames (T, 3, H, W).
+
+    Raises:
+        VideoReadError: naming the path and the reason (missing, permission denied, symlink loop, FIFO or
+            device (refused without opening it), empty, unsupported, undecodable, no frames, over budget).
     """
     path = Path(path)
-    if fps is not None and fps <= 0:
+    if fps is not None and not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    _check_path(path, allow_dir=True)
     if path.is_dir():
         return _read_frame_folder(path, fps, size, folder_fps)
-    if not path.exists():
-        raise VideoReadError(f"{path}: no such video file or frame folder")
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoReadError(
             f"{path}: unsupported video format {path.suffix or '(no extension)'!r} "
             f"(supported: {', '.join(sorted(VIDEO_EXTENSIONS))} or a folder of .png/.jpg/.jpeg frames)"
         )
-    return _read_video_file(path, fps, size)
+    return _read_video_file(path, fps, size, MAX_DECODE_BYTES if max_bytes is None else max_bytes)
 
 
 def video_fps(path: str | Path, folder_fps: float = FOLDER_FPS) -> float:
     """Frame rate of a video file (from its stream) or of a frame folder (``folder_fps``)."""
     path = Path(path)
+    _check_path(path, allow_dir=True)
     if path.is_dir():
         return folder_fps
     import av
@@ -69,7 +89,7 @@ def video_fps(path: str | Path, folder_fps: float = FOLDER_FPS) -> float:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
             return float(rate) if rate else folder_fps
-    except (av.error.FFmpegError, OSError) as e:
+    except (av.error.FFmpegError, OSError, ValueError, ZeroDivisionError) as e:
         raise VideoReadError(f"{path}: cannot open video ({e})") from None
 
 
@@ -86,11 +106,9 @@ def resample_indices(n_frames: int, src_fps: float, fps: float | None) -> list[i
     return [min(int(np.floor(i * ratio + 1e-6)), n_frames - 1) for i in range(n_out)]
 
 
-def _read_video_file(path: Path, fps: float | None, size: tuple[int, int] | None) -> torch.Tensor:
+def _read_video_file(path: Path, fps: float | None, size: tuple[int, int] | None, max_bytes: int) -> torch.Tensor:
     import av
 
-    if path.stat().st_size == 0:
-        raise VideoReadError(f"{path}: empty file")
     kwargs = {"format": "rgb24"}
     if size is not None:
         kwargs.update(height=int(size[0]), width=int(size[1]))
@@ -103,11 +121,23 @@ def _read_video_file(path: Path, fps: float | None, size: tuple[int, int] | None
             stream.thread_type = "AUTO"  # frame/slice threads inside FFmpeg
             rate = stream.average_rate or stream.guessed_rate
             src_fps = float(rate) if rate else FOLDER_FPS
+            if not 0 < src_fps < 10_000:  # a damaged header; the default keeps the frames in order
+                src_fps = FOLDER_FPS
+            h, w = size if size is not None else (stream.height or 0, stream.width or 0)
+            frame_bytes = 3 * int(h) * int(w)
+            claimed = stream.frames or 0
+            if fps is not None:
+                claimed = int(claimed * fps / src_fps) + 1
+            _check_budget(path, claimed * frame_bytes, f"{claimed} frames of {h}x{w}", max_bytes)
             step = None if fps is None else src_fps / fps
             next_t = 0.0  # source-frame time (in frames) of the next output frame
             n_src, arr = 0, None
             for k, frame in enumerate(container.decode(stream)):
                 n_src = k + 1
+                # the header may lie: count what is actually kept
+                fh, fw = size if size is not None else (frame.height, frame.width)
+                _check_budget(path, (len(frames) + 1) * 3 * int(fh) * int(fw), f"{len(frames) + 1} frames of {fh}x{fw}",
+                              max_bytes)
                 if step is None:
                     frames.append(frame.to_ndarray(**kwargs))
                     continue
@@ -121,7 +151,7 @@ def _read_video_file(path: Path, fps: float | None, size: tuple[int, int] | None
                 frames.extend([arr] * (len(resample_indices(n_src, src_fps, fps)) - len(frames)))
     except VideoReadError:
         raise
-    except (av.error.FFmpegError, OSError, ValueError) as e:
+    except (av.error.FFmpegError, OSError, ValueError, ZeroDivisionError, OverflowError) as e:
         raise VideoReadError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
     if not frames:
         raise VideoReadError(f"{path}: contains no video frames")
@@ -136,7 +166,10 @@ def _natural_key(p: Path) -> list:
 def list_frames(folder: str | Path) -> list[Path]:
     """Frame images of a folder in natural order; VideoReadError if there are none."""
     folder = Path(folder)
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+    try:
+        files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+    except OSError as e:
+        raise VideoReadError(f"{folder}: cannot list the frame folder ({os_reason(e)})") from None
     if not files:
         raise VideoReadError(f"{folder}: frame folder holds no .png/.jpg/.jpeg frames")
     return files
@@ -153,6 +186,9 @@ def _read_frame_folder(
     frames = []
     for i in idx:
         if i not in decoded:
+            problem = regular_file_problem(files[i])  # a FIFO named like a frame would block the decoder
+            if problem:
+                raise VideoReadError(f"{files[i]}: frame image: {problem}")
             try:
                 img = decode_image(str(files[i]), mode=ImageReadMode.RGB)  # (3, H, W) uint8
             except (RuntimeError, OSError) as e:
@@ -167,30 +203,42 @@ def _read_frame_folder(
     return torch.stack(frames)
 
 
-def read_features(path: str | Path, layout: str = "TD") -> torch.Tensor:
+def read_features(path: str | Path, layout: str = "TD", max_bytes: int | None = None) -> torch.Tensor:
     """Read precomputed per-frame features from ``.npy`` as float32 (T, D).
 
     Args:
         path: a ``.npy`` file holding a 2-D array.
         layout: ``"TD"`` (frames first) or ``"DT"`` (features first, as MS-TCN's Breakfast
             features ship). (Default: ``"TD"``)
+        max_bytes: memory budget of the float32 features. (Default: MAX_DECODE_BYTES, 2 GiB)
+
+    Raises:
+        VideoReadError: naming the file and the reason (missing, not a regular file, not ``.npy``,
+            truncated or damaged, not a 2-D real array, non-finite values, over the memory budget).
     """
     path = Path(path)
     if layout not in ("TD", "DT"):
         raise ValueError(f"feature layout must be 'TD' or 'DT', got {layout!r}")
-    if not path.is_file():
-        raise VideoReadError(f"{path}: no such feature file")
+    _check_path(path, allow_dir=False)
     if path.suffix.lower() != ".npy":
         raise VideoReadError(f"{path}: unsupported feature format {path.suffix!r} (expected .npy)")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise VideoReadError(f"{path}: cannot read features ({e})") from None
+    try:  # memory-mapped first: the header's shape is checked before anything is allocated
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:  # numpy's header parser raises many types (ValueError, SyntaxError, TokenError, ...)
+        raise VideoReadError(f"{path}: cannot read features ({type(e).__name__}: {e})") from None
     if arr.ndim != 2 or 0 in arr.shape:
         raise VideoReadError(f"{path}: expected a non-empty 2-D feature array, got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise VideoReadError(f"{path}: expected real-valued features, got dtype {arr.dtype}")
+    _check_budget(path, 4 * arr.size, f"{arr.shape[0]}x{arr.shape[1]} features",
+                  MAX_DECODE_BYTES if max_bytes is None else max_bytes)
     if layout == "DT":
         arr = arr.T
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    with np.errstate(over="ignore"):  # too large for float32 -> inf, refused just below
+        feats = torch.from_numpy(np.array(arr, dtype=np.float32))  # a copy: the file may change later
+    if not bool(torch.isfinite(feats).all()):
+        raise VideoReadError(f"{path}: non-finite values (NaN or infinity) in the features")
+    return feats
 
 
 def write_video(path: str | Path, frames: torch.Tensor | np.ndarray, fps: float, codec: str = "libx264") -> Path:

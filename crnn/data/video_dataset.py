@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from crnn.data.collate import BadSample
+from crnn.data.files import regular_file_problem
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 from crnn.data.video import (FOLDER_FPS, VideoReadError, augment_indices, fit_frames, hflip, read_features,
                              read_video, resample_indices, video_fps)
@@ -32,11 +33,15 @@ def read_frame_labels(spec: Any, base: Path | None = None) -> list[str]:
     p = Path(spec)
     if not p.is_absolute() and base is not None:
         p = base / p
-    if not p.is_file():
-        raise VideoReadError(f"{p}: no such frame-label file")
-    if p.suffix.lower() == ".npy":
-        return [str(s) for s in np.load(p, allow_pickle=False).tolist()]
-    return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    problem = regular_file_problem(p)
+    if problem:
+        raise VideoReadError(f"{p}: frame-label file: {problem}")
+    try:
+        if p.suffix.lower() == ".npy":
+            return [str(s) for s in np.atleast_1d(np.load(p, allow_pickle=False)).tolist()]
+        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except Exception as e:  # OSError, UnicodeDecodeError, numpy header errors (ValueError, TokenError, ...)
+        raise VideoReadError(f"{p}: cannot read frame labels ({type(e).__name__}: {e})") from None
 
 
 class VideoDataset(Dataset):

@@ -12,7 +12,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence, TextIO
+from typing import Iterable, Iterator, Sequence, TextIO
 
 import torch
 
@@ -72,6 +72,13 @@ class NGramLM:
 
 
 # -- ARPA I/O --------------------------------------------------------------------------------
+def _utf8_lines(text: TextIO, path: Path) -> Iterator[str]:
+    try:
+        yield from text
+    except UnicodeDecodeError:
+        raise ArpaFormatError(f"{path}: not UTF-8 text") from None
+
+
 def read_arpa(path: str | Path) -> NGramLM:
     """Read an ARPA file. Raises ArpaFormatError naming the file and line on malformed input."""
     path = Path(path)
@@ -83,7 +90,7 @@ def read_arpa(path: str | Path) -> NGramLM:
     lm = NGramLM(order=0)
     section = None  # None before \data\, 0 inside \data\, n inside \n-grams:
     with text:
-        for lineno, raw in enumerate(text, 1):
+        for lineno, raw in enumerate(_utf8_lines(text, path), 1):
             line = raw.strip()
             if not line:
                 continue
