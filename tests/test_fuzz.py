@@ -30,7 +30,7 @@ from crnn.data.librispeech import read_transcripts
 from crnn.data.manifest import ManifestError, read_manifest
 from crnn.data.phoenix import phoenix_rows
 from crnn.data.video import VideoReadError, read_features, read_video, write_video
-from crnn.decoding.lexicon import Grammar, Hotwords, Lexicon
+from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import ArpaFormatError, read_arpa
 from crnn.tokenizer import Tokenizer
 
