@@ -13,7 +13,8 @@ from crnn.data.audio import AudioReadError, audio_duration, read_audio
 from crnn.data.audio_dataset import AudioDataset, speech_tokenizer
 from crnn.data.collate import BadSample
 from crnn.data.video import VideoReadError, read_features, read_video, write_video
-from crnn.data.video_dataset import VideoDataset, video_tokenizer
+from crnn.data.build import make_tokenizer
+from crnn.data.video_dataset import VideoDataset
 
 
 def tone(sr: int = 16000, seconds: float = 0.5) -> np.ndarray:
@@ -54,7 +55,7 @@ def test_non_finite_features_are_a_bad_file(tmp_path):
     np.save(tmp_path / "big.npy", np.full((10, 4), 1e300))  # finite float64, inf once float32
     with pytest.raises(VideoReadError, match="non-finite"):
         read_features(tmp_path / "big.npy")
-    tok = video_tokenizer(["a"])
+    tok = make_tokenizer(["a"], "video")
     item = VideoDataset([{"path": str(tmp_path / "f.npy"), "text": "a"}], tok, {})[0]
     assert isinstance(item, BadSample) and "non-finite" in item.reason
 
