@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from crnn.tokenizer import Tokenizer
 from crnn.data import action_scenes as scenes
+from crnn.data.video_augment import ClipAugment, flip_clip, label_map_for
 from crnn.data.video import augment_indices, codec_degrade, resample_indices, resize_frames, write_video
 
 ACTIONS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "rotate", "flash", "still")
@@ -338,6 +339,10 @@ class ActionsDataset(Dataset):
         codec_prob: share of training clips given the codec look. (Default: 0.5)
         fresh_each_epoch: draw new clips every epoch (``set_epoch``); epoch 0 gives the same clips
             as ``write_action_clips``. (Default: ``train``)
+        clip_augment: training: frame dropping/repetition, flips (swapping move_left and move_right) and
+            pixel augmentation (:class:`crnn.data.video_augment.ClipAugment`). (Default: None)
+        augment_pixels: apply ``clip_augment``'s pixel transforms here; False leaves them to the trainer,
+            which applies them to the batch on the GPU. (Default: True)
 
     Items are dicts: ``signal`` uint8 (T, 3, H, W), ``tokens`` (L,), ``text``, ``path``, and
     ``frame_labels`` int64 (T,) token ids per frame.
@@ -345,7 +350,7 @@ class ActionsDataset(Dataset):
 
     def __init__(self, n: int, seed: int = 0, split: str | None = None, config: ActionsConfig | None = None,
                  train: bool = False, speed: float = 0.2, fresh_each_epoch: bool | None = None,
-                 codec_prob: float = 0.5):
+                 codec_prob: float = 0.5, clip_augment: ClipAugment | None = None, augment_pixels: bool = True):
         split = split or ("train" if train else "valid")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
@@ -354,6 +359,8 @@ class ActionsDataset(Dataset):
         self.train, self.speed, self.codec_prob = train, speed, codec_prob
         self.fresh_each_epoch = train if fresh_each_epoch is None else fresh_each_epoch
         self.tokenizer = actions_tokenizer()
+        self.clip_augment, self.augment_pixels = clip_augment, augment_pixels
+        self._mirror = label_map_for(ACTIONS) if clip_augment is not None and clip_augment.cfg.flip else None
         self.epoch = 0  # set by the trainer: fresh clips and new augmentation each epoch
 
     def __len__(self) -> int:
@@ -373,14 +380,25 @@ class ActionsDataset(Dataset):
             aug = np.random.default_rng([SPLITS[self.split], self.seed, i, self.epoch, 1])  # 5 keys: never a clip key
             idx = augment_indices(len(frames), aug, speed=self.speed)
             frames, labels = frames[idx], labels[idx]
+        tokens = torch.tensor(self.tokenizer.encode(actions), dtype=torch.long)
+        if self.train and self.clip_augment is not None:
+            g = torch.Generator().manual_seed(int(np.random.default_rng(
+                [SPLITS[self.split], self.seed, i, self.epoch, 3]).integers(2**62)))
+            if self.clip_augment.cfg.changes_length:
+                idx = self.clip_augment.frame_indices(len(frames), g)
+                frames, labels = frames[idx], labels[idx]
+            if self._mirror is not None and float(torch.rand((), generator=g)) < 0.5:
+                frames, tokens, labels = flip_clip(frames, self._mirror, tokens, labels)
+            if self.augment_pixels:
+                frames = self.clip_augment(frames, g)
         if self.train and self.codec_prob > 0:
             aug = np.random.default_rng([SPLITS[self.split], self.seed, i, self.epoch, 2])
             if aug.random() < self.codec_prob:
                 frames = codec_degrade(frames, aug)
         return {
-            "signal": frames,
-            "tokens": torch.tensor(self.tokenizer.encode(actions), dtype=torch.long),
-            "text": " ".join(actions),
+            "signal": frames.contiguous(),
+            "tokens": tokens,
+            "text": self.tokenizer.decode(tokens.tolist()),
             "path": f"actions:{self.split}:{self.seed}:{i}" + (f":{epoch}" if epoch else ""),
             "frame_labels": labels,
         }
