@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from crnn.cli.clip_augment_args import add_clip_augment_args, clip_augment_from_args
 from crnn.cli.common import add_plugin_arg, load_plugins, parse_key_values
 
 
@@ -12,7 +13,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p = parser or argparse.ArgumentParser(description="Train a CNN -> RNN -> CTC model")
     d = p.add_argument_group("data")
     d.add_argument("--out", default="runs/dtmf", help="output folder (best.pt, last.pt, log.csv, tb/)")
-    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions"], help="built-in data when no manifest is given")
+    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions", "actions_basic"],
+                   help="built-in data when no manifest is given (actions_basic: the action task's original look)")
     d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
     d.add_argument("--val-manifest", help="validation manifest or folder")
     d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features"])
@@ -48,6 +50,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     a.add_argument("--gain", type=float, nargs=2, metavar=("MIN_DB", "MAX_DB"), help="random gain range")
     a.add_argument("--narrowband", type=float, metavar="P",
                    help="band-limit this share of utterances to 8 kHz capture (so 8 kHz files read as well)")
+    add_clip_augment_args(p)
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     r.add_argument("--workers", type=int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
@@ -92,7 +95,8 @@ def config_from_args(args: argparse.Namespace):
         val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
-        seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, resume=args.resume,
+        seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),
+        resume=args.resume,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
     )
 

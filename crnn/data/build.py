@@ -59,8 +59,9 @@ def read_rows(source: str) -> list[dict]:
 
 
 def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cfg: Any, train: bool,
-                 augment: dict | None = None) -> Dataset:
-    """Manifest rows -> a dataset of item dicts for the given modality."""
+                 augment: dict | None = None, clip_augment: Any = None, augment_pixels: bool = True) -> Dataset:
+    """Manifest rows -> a dataset of item dicts for the given modality (``clip_augment``: a
+    ``crnn.data.video_augment.ClipAugment`` for video training data)."""
     if modality == "audio":
         from crnn.data.audio_dataset import AudioDataset
         from crnn.data.augment import AugmentConfig, WaveAugment
@@ -70,7 +71,8 @@ def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cf
         return AudioDataset(rows, tokenizer, sr, augment=aug)
     from crnn.data.video_dataset import make_video_dataset
 
-    return make_video_dataset(rows, tokenizer, model_cfg, train)
+    return make_video_dataset(rows, tokenizer, model_cfg, train, clip_augment=clip_augment if train else None,
+                              augment_pixels=augment_pixels)
 
 
 def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any, modality: str) -> tuple[list[dict], list[str]]:

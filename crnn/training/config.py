@@ -8,7 +8,7 @@ from typing import Any
 @dataclass
 class TrainConfig:
     out: str = "runs/dtmf"               # output folder: best.pt, last.pt, log.csv, tb/
-    task: str = "dtmf"                   # built-in data ("dtmf", "actions") when no manifests are given
+    task: str = "dtmf"                   # built-in data ("dtmf", "actions", "actions_basic") without manifests
     train_manifest: str | None = None    # JSONL/NeMo/CSV manifest or corpus folder (LibriSpeech ...)
     val_manifest: str | None = None      # validation data, same forms
     modality: str = "auto"               # "audio", "video", "features" or "auto" (from the preset/files)
@@ -32,6 +32,7 @@ class TrainConfig:
     seed: int = 0                        # seeds model init, data order and the built-in data
     sortagrad: bool = True               # first epoch shortest-first (manifest data)
     augment: dict = field(default_factory=dict)  # waveform augmentation fields (AugmentConfig)
+    clip_augment: dict = field(default_factory=dict)  # video clip augmentation fields (ClipAugmentConfig)
     resume: str | None = None            # checkpoint to resume from ("auto": OUT/last.pt if present)
     log_every: int = 20                  # steps between log rows
     tensorboard: bool = True             # also write TensorBoard event files

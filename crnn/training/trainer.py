@@ -18,6 +18,7 @@ from crnn.ctc import ctc_loss, ctc_min_frames_batch
 from crnn.data.build import (DEFAULT_PRESET, MODALITY_OF_FRONTEND, DataBundle, make_dataset, modality_of_rows,
                              prescan, read_rows, report_skipped, text_tokenizer)
 from crnn.data.collate import Batch, collate
+from crnn.data.video_augment import clip_augment_for
 from crnn.decoding.greedy import ctc_greedy
 from crnn.metrics import error_counts
 from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
@@ -61,11 +62,12 @@ def resolve_preset(cfg: TrainConfig, modality: str) -> str:
     if cfg.model:
         return cfg.model
     if cfg.train_manifest is None:
-        return {"dtmf": "tiny", "actions": "video_tiny"}[cfg.task]
+        return {"dtmf": "tiny", "actions": "video_tiny", "actions_basic": "video_tiny"}[cfg.task]
     return DEFAULT_PRESET[modality]
 
 
-def build_builtin(cfg: TrainConfig, sample_rate: int | None) -> DataBundle:
+def build_builtin(cfg: TrainConfig, sample_rate: int | None, clip_augment=None, augment_pixels: bool = True
+                  ) -> DataBundle:
     """The built-in tasks, generated on the fly."""
     if cfg.task == "dtmf":
         from crnn.data.dtmf import DTMFDataset
@@ -73,13 +75,16 @@ def build_builtin(cfg: TrainConfig, sample_rate: int | None) -> DataBundle:
         train = DTMFDataset(cfg.train_size, seed=cfg.seed * 7 + 1, sample_rate=sample_rate, fresh_each_epoch=True)
         val = DTMFDataset(cfg.val_size, seed=10_007, sample_rate=sample_rate, fresh_each_epoch=False)
         return DataBundle(train, val, train.tokenizer)
-    if cfg.task == "actions":
-        from crnn.data.actions import ActionsDataset, actions_tokenizer
+    if cfg.task in ("actions", "actions_basic"):
+        from crnn.data.actions import ActionsConfig, ActionsDataset, actions_tokenizer
 
-        train = ActionsDataset(cfg.train_size, seed=cfg.seed * 7 + 1, train=True)
-        val = ActionsDataset(cfg.val_size, seed=10_007, train=False)
+        look = ActionsConfig(look="basic" if cfg.task == "actions_basic" else "varied")
+        train = ActionsDataset(cfg.train_size, seed=cfg.seed * 7 + 1, train=True, config=look,
+                               clip_augment=clip_augment, augment_pixels=augment_pixels)
+        val = ActionsDataset(cfg.val_size, seed=10_007, train=False, config=look)
         return DataBundle(train, val, actions_tokenizer())
-    raise ValueError(f"unknown built-in task {cfg.task!r} (choose 'dtmf' or 'actions', or give --train-manifest)")
+    raise ValueError(f"unknown built-in task {cfg.task!r} (choose 'dtmf', 'actions' or 'actions_basic', "
+                     f"or give --train-manifest)")
 
 
 def make_loader(bundle: DataBundle, train: bool, cfg: TrainConfig, device: torch.device, rank: int, world: int,
@@ -204,13 +209,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"model frontend {model.cfg.frontend!r} does not read {modality} data")
 
     # -- datasets ----------------------------------------------------------------------------------
+    if cfg.clip_augment and modality != "video":
+        raise ValueError(f"clip augmentation applies to video frames, and this run reads {modality} data")
+    clip_aug, clip_aug_on_device = clip_augment_for(cfg.clip_augment, device)
     if rows is not None:
         rows, skipped = prescan(rows, tokenizer, model, modality)
         if main:
             report_skipped(skipped, f"{cfg.train_manifest}")
         if not rows:
             raise ValueError(f"{cfg.train_manifest}: no usable training items")
-        train_ds = make_dataset(rows, tokenizer, modality, model.cfg, train=True, augment=cfg.augment)
+        train_ds = make_dataset(rows, tokenizer, modality, model.cfg, train=True, augment=cfg.augment,
+                                clip_augment=clip_aug, augment_pixels=not clip_aug_on_device)
         val_ds = None
         if val_rows is not None:
             val_rows, vskipped = prescan(val_rows, tokenizer, model, modality)
@@ -219,7 +228,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             val_ds = make_dataset(val_rows, tokenizer, modality, model.cfg, train=False)
         bundle = DataBundle(train_ds, val_ds, tokenizer, _lengths(train_ds), _lengths(val_ds) if val_ds else None)
     else:
-        bundle = build_builtin(cfg, model.cfg.frontend_args.get("sample_rate"))
+        bundle = build_builtin(cfg, model.cfg.frontend_args.get("sample_rate"), clip_aug, not clip_aug_on_device)
 
     model.to(device)
     if model.cfg.frontend == "audio" and model.cfg.frontend_args.get("normalize") == "global" and resume is None:
@@ -273,6 +282,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         print(f"model {model.cfg.cell} x{model.cfg.num_layers} ({n_params / 1e6:.2f} M params) on {device}, "
               f"{steps_per_epoch} steps/epoch, {world} process(es)", file=sys.stderr)
 
+    clip_gen = torch.Generator().manual_seed(cfg.seed * 7919 + start_epoch)  # draws of on-device clip augmentation
     t_start = time.time()
     elapsed_before = float(resume.get("train_state", {}).get("seconds", 0.0)) if resume else 0.0
     history = []
@@ -301,6 +311,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if len(batch) == 0:
                 continue  # NB: under DDP every rank still runs the same number of steps only if batches align
             b = batch.to(device, non_blocking=True)
+            if clip_aug_on_device:  # the same pixel transforms the CPU path applies in its workers
+                b.x = clip_aug.batch(b.x, b.x_lens, clip_gen)
             loss, finite = train_step(ddp_model, b, optimizer, scaler, amp_dtype, cfg.grad_clip, params)
             loss_sum += torch.where(finite, loss, 0.0)
             loss_items += finite
