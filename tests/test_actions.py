@@ -265,3 +265,25 @@ def test_glyph_actors_come_from_the_system_fonts():
     alphas = [scenes.actor_alpha("glyph", rng) for _ in range(6)]
     assert all(a.shape == (scenes.TEMPLATE, scenes.TEMPLATE) and 0.05 < a.mean() < 0.8 for a in alphas)
     assert len({a.tobytes() for a in alphas}) > 3
+
+
+@pytest.mark.slow
+def test_synth_writes_the_held_out_look_and_eval_reads_it(tmp_path):
+    from cli_helpers import run_cli
+
+    r = run_cli("synth", "actions", "--out", tmp_path / "look", "--n", "4", "--seed", "1", "--split", "test_look")
+    assert r.returncode == 0, r.stderr
+    rows = read_manifest(tmp_path / "look" / "manifest.jsonl")
+    assert len(rows) == 4 and all(row["path"].endswith(".mp4") for row in rows)
+    for i, row in enumerate(rows):
+        rendered = render_clip(clip_rng("test_look", 1, i), held_out=True)
+        assert rendered.look.shape in scenes.HELD_OUT_SHAPES and rendered.look.background in scenes.HELD_OUT_BACKGROUNDS
+        assert row["text"] == " ".join(rendered.actions) and read_video(row["path"]).shape == rendered.frames.shape
+    tok = actions_tokenizer()
+    model_cfg = crnn.create_model("video_tiny", vocab_size=len(tok)).cfg
+    item = make_video_dataset(rows, tok, model_cfg, train=False)[0]  # resized and resampled like any clip
+    assert item["signal"].shape[1:] == (3, 64, 64) and len(item["frame_labels"]) == len(item["signal"])
+    assert [k for k, _ in groupby(item["frame_labels"].tolist())] == item["tokens"].tolist()
+
+    bad = run_cli("synth", "actions", "--out", tmp_path / "b", "--n", "2", "--split", "test_look", "--look", "basic")
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and "test_look" in bad.stderr
