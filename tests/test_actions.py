@@ -128,8 +128,10 @@ def test_write_action_clips_roundtrip(tmp_path):
         assert row["fps"] == rendered.fps and row["frame_labels"] == [ACTIONS[k] for k in rendered.labels]
         clip = read_video(row["path"])
         assert clip.shape == frames.shape
-        # h264 at crf 18 keeps the picture and smooths away much of the sensor noise (std up to 12)
-        assert (clip.float() - torch.from_numpy(frames).float()).abs().mean() < 8 + rendered.look.noise
+        # h264 at crf 18 keeps the picture (4:2:0 chroma blurs the sharp colour edges of tiles, and sensor
+        # noise is smoothed away): small errors against the picture's own spread
+        ref = torch.from_numpy(frames).float()
+        assert (clip.float() - ref).abs().mean() < 0.3 * (ref - ref.mean()).abs().mean(), rendered.look
     model_cfg = crnn.create_model("video_tiny", vocab_size=len(tok)).cfg
     ds = make_video_dataset(rows, tok, model_cfg, train=False)
     item = ds[0]
@@ -214,7 +216,7 @@ def test_held_out_look_is_never_drawn_for_training():
 def clean_look(shape: str) -> scenes.SceneLook:
     """A steady, noise-free look on a flat grey background: the actor is the only thing that changes."""
     return scenes.SceneLook(height=64, width=80, fps=10.0, shape=shape, background="flat", texture=0.0, distractors=0,
-                            light_from=1.0, light_to=1.0, shake=0.0, occluder=False, blur=0.0, noise=0.0, codec=False)
+                            light_from=1.0, light_to=1.0, shake=0.0, occluder=False, blur=0.0, noise=0.0)
 
 
 @pytest.mark.parametrize("shape", scenes.SHAPE_FAMILIES + scenes.HELD_OUT_SHAPES)

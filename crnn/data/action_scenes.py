@@ -3,7 +3,8 @@
 A clip is drawn in three parts, all from one random generator:
 
 * the **look** (:class:`SceneLook`): frame size and rate, actor shape family and texture, background
-  family, moving distractors, lighting drift, camera shake, occlusion, blur, sensor noise, codec look;
+  family, moving distractors, lighting drift, camera shake, occlusion, blur, sensor noise (the codec look
+  comes from ``ActionsDataset``'s ``codec_prob`` on the fly, and from real H.264 coding in written files);
 * the **actions**, planned in seconds and frame-size units (so they mean the same at any size and rate);
 * the **rendering**: the actor is a template (alpha + colour, drawn once in its own coordinates) that
   every frame samples through its pose with one ``grid_sample`` call, so any shape, glyph or texture
@@ -22,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crnn.data.video import codec_degrade
 
 SHAPE_FAMILIES = ("basic", "polygon", "irregular", "glyph")  # training / valid / test
 BACKGROUND_FAMILIES = ("smooth", "noise", "stripes", "tiles")
@@ -50,8 +50,7 @@ class SceneLook:
     shake: float          # camera shake amplitude in pixels (0: steady)
     occluder: bool        # a static bar in front of the actor
     blur: float           # 0: sharp, else the share of a 3x3 binomial blur mixed in
-    noise: float          # sensor noise standard deviation (0..255 scale)
-    codec: bool           # the look of lossy video coding
+    noise: float          # sensor noise standard deviation (0..255 scale; 0: none)
 
 
 def font_files() -> list[str]:
@@ -78,8 +77,7 @@ def draw_look(rng: np.random.Generator, held_out: bool = False) -> SceneLook:
         shake=float(rng.uniform(0.5, 2.0)) if rng.random() < 0.3 else 0.0,
         occluder=bool(rng.random() < 0.25),
         blur=float(rng.uniform(0.3, 1.0)) if rng.random() < 0.3 else 0.0,
-        noise=float(rng.uniform(0.0, 12.0)),
-        codec=bool(rng.random() < 0.3),
+        noise=float(rng.uniform(2.0, 12.0)) if rng.random() < 0.7 else 0.0,
     )
 
 
@@ -296,7 +294,7 @@ def binomial_blur(frames: torch.Tensor, amount: float) -> torch.Tensor:
 
 
 def finish_frames(frames: torch.Tensor, look: SceneLook, rng: np.random.Generator) -> torch.Tensor:
-    """Camera and coding effects on composited float frames (T, 3, H, W) -> uint8 (T, 3, H, W)."""
+    """Camera effects on composited float frames (T, 3, H, W) -> uint8 (T, 3, H, W)."""
     n = len(frames)
     gain = np.linspace(look.light_from, look.light_to, n, dtype=np.float32)[:, None, None, None]
     cast = rng.uniform(0.9, 1.1, 3).astype(np.float32)[None, :, None, None] if look.light_from != 1.0 else 1.0
@@ -306,5 +304,4 @@ def finish_frames(frames: torch.Tensor, look: SceneLook, rng: np.random.Generato
     if look.noise > 0:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         frames = frames + look.noise * torch.randn(frames.shape, generator=gen)
-    out = frames.round_().clamp_(0, 255).to(torch.uint8)
-    return codec_degrade(out, rng) if look.codec else out
+    return frames.round_().clamp_(0, 255).to(torch.uint8)

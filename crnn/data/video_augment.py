@@ -230,7 +230,8 @@ class ClipAugment:
         pad = (max(0, -left), max(0, left + ww - W), max(0, -top), max(0, top + hh - H))  # l, r, t, b
         if any(pad):
             x = F.pad(x, pad, mode="replicate")
-        return TF.resized_crop(x, top + pad[2], left + pad[0], hh, ww, [H, W], antialias=True)
+        shrink = hh > H or ww > W  # antialiasing only matters when the window is scaled down (and is slower)
+        return TF.resized_crop(x, top + pad[2], left + pad[0], hh, ww, [H, W], antialias=shrink)
 
     def batch(self, x: torch.Tensor, lengths: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Augment a padded batch (B, T, C, H, W) item by item on its device; padding frames are left alone."""
