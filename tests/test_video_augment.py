@@ -1,6 +1,5 @@
 """Clip augmentation: what each transform does to a clip, frame drop/repeat with labels, flips and labels,
 determinism, the batch path, and the ``crnn train`` flags."""
-import json
 import subprocess
 import sys
 from itertools import groupby
