@@ -88,15 +88,13 @@ def _random_colour(rng: np.random.Generator, lo: float = 0.0, hi: float = 255.0)
 
 def _actor_colour(rng: np.random.Generator, bg_mean: np.ndarray) -> np.ndarray:
     """A colour far enough from the background's mean that the actor stays clearly visible."""
-    best, best_d = None, -1.0
     for _ in range(12):
         c = _random_colour(rng)
-        d = float(np.linalg.norm(c - bg_mean))
-        if d > 150:
+        if float(np.linalg.norm(c - bg_mean)) > 150:
             return c
-        if d > best_d:
-            best, best_d = c, d
-    return best
+    # A background near mid-grey leaves few such colours: push a colour away from it instead.
+    away = c - bg_mean if np.linalg.norm(c - bg_mean) > 1 else rng.standard_normal(3).astype(np.float32)
+    return np.clip(bg_mean + 150 * away / np.linalg.norm(away), 0, 255).astype(np.float32)
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +240,7 @@ def actor_colours(rng: np.random.Generator, base: np.ndarray, texture: float) ->
     else:
         cell = int(rng.integers(6, 16))
         pattern = ((yy // cell + xx // cell) % 2).astype(np.float32)
-    shade = 1 - texture * pattern  # darker where the pattern is high
+    shade = 1 + texture * (pattern - 0.5)  # lighter and darker about the base colour, so contrast is kept
     return np.clip(out * shade[None], 0, 255).astype(np.float32)
 
 

@@ -159,11 +159,12 @@ class ClipAugment:
     def frame_indices(self, n_frames: int, g: torch.Generator) -> torch.Tensor:
         """Frame dropping and repetition as indices (T',) into a clip of ``n_frames``.
 
-        Never drops two neighbours, so T' >= floor(T / 2), and repeats a frame at most once, so T' <= 2 T;
+        Keeps the first frame and never drops two neighbours, so T' >= ceil(T / 2); repeats a frame at most
+        once, so T' <= 2 T;
         apply the same indices to frame labels.
         """
         draws = torch.rand(n_frames, generator=g)
-        out, dropped = [], True  # the first frame may be dropped only if its neighbour stays
+        out, dropped = [], True  # the first frame is always kept
         for i, r in enumerate(draws.tolist()):
             if r < self.cfg.drop and not dropped and i > 0:
                 dropped = True
