@@ -6,12 +6,12 @@ from dataclasses import fields
 from typing import Any
 
 HELP = {
-    "brightness": "brightness factor in [1-B, 1+B]",
-    "contrast": "contrast factor in [1-C, 1+C]",
-    "saturation": "saturation factor in [1-S, 1+S]",
-    "hue": "hue shift in [-H, H] of the colour circle (<= 0.5)",
-    "crop": "random resized crop keeping an area share in [1-A, 1]",
-    "scale": "zoom factor in [1-Z, 1+Z]",
+    "brightness": "brightness factor in [1-X, 1+X]",
+    "contrast": "contrast factor in [1-X, 1+X]",
+    "saturation": "saturation factor in [1-X, 1+X]",
+    "hue": "hue shift in [-X, X] of the colour circle (<= 0.5)",
+    "crop": "random resized crop keeping an area share in [1-X, 1]",
+    "scale": "zoom factor in [1-X, 1+X]",
     "translate": "shift by up to this share of the frame",
     "blur": "probability of a Gaussian blur",
     "noise": "pixel noise std up to this (pixels in 0..1)",
