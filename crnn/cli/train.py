@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from crnn.cli.clip_augment_args import add_clip_augment_args, clip_augment_from_args
 from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, parse_key_values,
                               positive_float, positive_int)
 from crnn.data.manifest import MANIFEST_FORMATS
@@ -16,7 +17,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     d = p.add_argument_group("data")
     d.add_argument("--out", default=None,
                    help="output folder (best.pt, last.pt, log.csv, tb/); default runs/<task> or runs/<manifest name>")
-    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions"], help="built-in data when no manifest is given")
+    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions", "actions_basic"],
+                   help="built-in data when no manifest is given (actions_basic: the action task's original look)")
     d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
     d.add_argument("--val-manifest", help="validation manifest or folder")
     d.add_argument("--manifest-format", choices=MANIFEST_FORMATS,
@@ -67,6 +69,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     a.add_argument("--babble-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="speech / babble SNR range (dB)")
     a.add_argument("--eq", type=float, metavar="P", help="random microphone/channel EQ (tilt + one band) on this share")
     a.add_argument("--codec", type=float, metavar="P", help="lossy codec round trip (MP3, Opus, GSM, mu-law) on this share")
+    add_clip_augment_args(p)
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     r.add_argument("--workers", type=non_negative_int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
@@ -120,8 +123,8 @@ def config_from_args(args: argparse.Namespace):
         val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
-        seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, resume=args.resume,
-        overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
+        seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),
+        resume=args.resume, overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
     )
 

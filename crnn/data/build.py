@@ -17,8 +17,8 @@ from crnn.data.media import modality_of_rows
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 # Preset used when the user names none: per built-in task, and per modality of manifest data.
-BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_tiny"}
-BUILTIN_MODALITY = {"dtmf": "audio", "actions": "video"}
+BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_tiny", "actions_basic": "video_tiny"}
+BUILTIN_MODALITY = {"dtmf": "audio", "actions": "video", "actions_basic": "video"}
 DEFAULT_PRESET = {"audio": "small", "video": "video_tiny", "features": "features_tiny"}
 
 
@@ -76,26 +76,35 @@ def make_tokenizer(texts: list[str], modality: str, text_norm: str = "auto", uni
     return build_tokenizer(texts, "char", text_norm, units, bpe_size)
 
 
-def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_rate: int | None) -> DataBundle:
-    """The built-in tasks, generated on the fly (fresh training items each epoch, a fixed validation set)."""
+def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_rate: int | None,
+                  clip_augment: Any = None, augment_pixels: bool = True) -> DataBundle:
+    """The built-in tasks, generated on the fly (fresh training items each epoch, a fixed validation set).
+
+    ``clip_augment`` (a ``crnn.data.video_augment.ClipAugment``) and ``augment_pixels`` apply to the
+    action task's training clips; ``actions_basic`` is that task in its original, narrower look.
+    """
     if task == "dtmf":
         from crnn.data.dtmf import DTMFDataset
 
         train = DTMFDataset(train_size, seed=seed * 7 + 1, sample_rate=sample_rate, fresh_each_epoch=True)
         val = DTMFDataset(val_size, seed=10_007, sample_rate=sample_rate, fresh_each_epoch=False)
         return DataBundle(train, val, train.tokenizer)
-    if task == "actions":
-        from crnn.data.actions import ActionsDataset, actions_tokenizer
+    if task in ("actions", "actions_basic"):
+        from crnn.data.actions import ActionsConfig, ActionsDataset, actions_tokenizer
 
-        train = ActionsDataset(train_size, seed=seed * 7 + 1, train=True)
-        val = ActionsDataset(val_size, seed=10_007, train=False)
+        look = ActionsConfig(look="basic" if task == "actions_basic" else "varied")
+        train = ActionsDataset(train_size, seed=seed * 7 + 1, train=True, config=look,
+                               clip_augment=clip_augment, augment_pixels=augment_pixels)
+        val = ActionsDataset(val_size, seed=10_007, train=False, config=look)
         return DataBundle(train, val, actions_tokenizer())
-    raise ValueError(f"unknown built-in task {task!r} (choose 'dtmf' or 'actions', or give --train-manifest)")
+    raise ValueError(f"unknown built-in task {task!r} (choose 'dtmf', 'actions' or 'actions_basic', "
+                     f"or give --train-manifest)")
 
 
 def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cfg: Any, train: bool,
-                 augment: dict | None = None) -> Dataset:
-    """Manifest rows -> a dataset of item dicts for the given modality."""
+                 augment: dict | None = None, clip_augment: Any = None, augment_pixels: bool = True) -> Dataset:
+    """Manifest rows -> a dataset of item dicts for the given modality (``clip_augment``: a
+    ``crnn.data.video_augment.ClipAugment`` for video training data)."""
     if modality == "audio":
         from crnn.data.audio_dataset import AudioDataset
         from crnn.data.augment import AugmentConfig, WaveAugment
@@ -105,7 +114,8 @@ def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cf
         return AudioDataset(rows, tokenizer, sr, augment=aug)
     from crnn.data.video_dataset import make_video_dataset
 
-    return make_video_dataset(rows, tokenizer, model_cfg, train)
+    return make_video_dataset(rows, tokenizer, model_cfg, train, clip_augment=clip_augment if train else None,
+                              augment_pixels=augment_pixels)
 
 
 def dataset_lengths(ds: Dataset) -> list[float] | None:
@@ -209,7 +219,7 @@ def report_skipped(skipped: list[str], what: str, limit: int = 20) -> None:
 
 def manifest_data(rows: list[dict], val_rows: list[dict] | None, tokenizer: Tokenizer, model: Any,
                   names: tuple[str, str | None], augment: dict | None, max_bad_fraction: float,
-                  verbose: bool = True) -> DataBundle:
+                  verbose: bool = True, clip_augment: Any = None, augment_pixels: bool = True) -> DataBundle:
     """Pre-scan manifest rows (stop when mostly bad), then build the training and validation datasets."""
     train_name, val_name = names
     n = len(rows)
@@ -217,7 +227,8 @@ def manifest_data(rows: list[dict], val_rows: list[dict] | None, tokenizer: Toke
     if verbose:
         report_skipped(skipped, train_name)
     check_bad_fraction(len(skipped), n, max_bad_fraction, train_name, skipped)
-    train_ds = make_dataset(rows, tokenizer, model.modality, model.cfg, train=True, augment=augment)
+    train_ds = make_dataset(rows, tokenizer, model.modality, model.cfg, train=True, augment=augment,
+                            clip_augment=clip_augment, augment_pixels=augment_pixels)
     val_ds = None
     if val_rows is not None:
         n_val = len(val_rows)

@@ -22,8 +22,9 @@ from torch.utils.data import Dataset
 from crnn.data.collate import BadSample
 from crnn.data.files import regular_file_problem
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
-from crnn.data.video import (FOLDER_FPS, VideoReadError, augment_indices, fit_frames, hflip, read_features,
+from crnn.data.video import (FOLDER_FPS, VideoReadError, augment_indices, fit_frames, read_features,
                              read_video, resample_indices, video_fps)
+from crnn.data.video_augment import ClipAugment, flip_clip, label_map_for
 
 
 def read_frame_labels(spec: Any, base: Path | None = None) -> list[str]:
@@ -58,11 +59,16 @@ class VideoDataset(Dataset):
         train: apply training augmentation. (Default: False)
         speed: training: random clip-length rescaling range (±). (Default: 0.2)
         temporal_crop: training: fraction of frames that may be cut from the ends. (Default: 0.0)
-        flip: training: mirror half of the clips left-right. Off by default: it is wrong wherever a
-            label names a direction (move_left / move_right) or a hand. (Default: False)
+        flip: training: mirror half of the clips left-right, swapping labels that name a side
+            (``move_left`` <-> ``move_right``); refused (ValueError) when such a label has no counterpart in
+            the vocabulary. (Default: False)
         crop_margin: resize this much larger, then crop back (random in training, centre otherwise).
             (Default: the frontend's ``crop_margin``, else 0.0, so inference reads clips the same way)
         seed: base seed of the augmentation randomness. (Default: 0)
+        clip_augment: training: frame dropping/repetition, flips and pixel augmentation
+            (:class:`crnn.data.video_augment.ClipAugment`). (Default: None)
+        augment_pixels: apply ``clip_augment``'s pixel transforms here; False leaves them to the trainer,
+            which applies them to the batch on the GPU. (Default: True)
 
     A clip that cannot be read, or a transcript with an unknown label, yields ``BadSample(path, reason)``.
     """
@@ -70,7 +76,7 @@ class VideoDataset(Dataset):
     def __init__(
         self, entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, frontend_args: dict, train: bool = False,
         speed: float = 0.2, temporal_crop: float = 0.0, flip: bool = False, crop_margin: float | None = None,
-        seed: int = 0,
+        seed: int = 0, clip_augment: ClipAugment | None = None, augment_pixels: bool = True,
     ):
         self.entries = list(entries)
         self.tokenizer = tokenizer
@@ -81,7 +87,10 @@ class VideoDataset(Dataset):
         self.train, self.speed, self.temporal_crop = train, speed, temporal_crop
         if crop_margin is None:
             crop_margin = float(frontend_args.get("crop_margin", 0.0))
-        self.flip, self.crop_margin, self.seed = flip, crop_margin, seed
+        self.crop_margin, self.seed = crop_margin, seed
+        self.clip_augment, self.augment_pixels = clip_augment, augment_pixels
+        self.flip = flip or (clip_augment is not None and clip_augment.cfg.flip)
+        self._mirror = label_map_for(tokenizer.symbols) if self.flip else None  # raises for unpaired sides
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -127,13 +136,24 @@ class VideoDataset(Dataset):
             idx = augment_indices(len(signal), rng, speed=self.speed, temporal_crop=self.temporal_crop)
             signal = signal[idx]
             frame_ids = frame_ids[idx] if frame_ids is not None else None
+        tokens = torch.tensor(tokens, dtype=torch.long)
+        text = " ".join(self.tokenizer.split(row["text"]))
+        augment = self.clip_augment if self.train else None
+        g = torch.Generator().manual_seed(int(rng.integers(2**62))) if augment is not None else None
+        if augment is not None and augment.cfg.changes_length:
+            idx = augment.frame_indices(len(signal), g)
+            signal = signal[idx]
+            frame_ids = frame_ids[idx] if frame_ids is not None else None
         if signal.dtype == torch.uint8:
             if self.size is not None:
                 signal = fit_frames(signal, self.size, self.train, rng, self.crop_margin)
-            if self.train and self.flip and rng.random() < 0.5:
-                signal = hflip(signal)
-        item = {"signal": signal.contiguous(), "tokens": torch.tensor(tokens, dtype=torch.long),
-                "text": " ".join(self.tokenizer.split(row["text"])), "path": path}
+            if self.train and self._mirror is not None and rng.random() < 0.5:
+                signal, tokens, frame_ids = flip_clip(signal, self._mirror, tokens, frame_ids)
+                text = self.tokenizer.decode(tokens.tolist())
+            if augment is not None and self.augment_pixels:
+                signal = augment(signal, g)
+        item = {"signal": signal.contiguous(), "tokens": tokens,
+                "text": text, "path": path}
         if frame_ids is not None:
             item["frame_labels"] = frame_ids
         return item
@@ -175,6 +195,7 @@ def make_video_dataset(entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, 
                        **options: Any) -> VideoDataset:
     """A VideoDataset for a model config (``crnn.ModelConfig``): frame rate and size from its frontend args.
 
-    ``options`` go to VideoDataset (``speed``, ``temporal_crop``, ``flip``, ``crop_margin``, ``seed``).
+    ``options`` go to VideoDataset (``speed``, ``temporal_crop``, ``flip``, ``crop_margin``, ``seed``,
+    ``clip_augment``, ``augment_pixels``).
     """
     return VideoDataset(entries, tokenizer, dict(model_cfg.frontend_args), train=train, **options)

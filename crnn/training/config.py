@@ -8,7 +8,7 @@ from typing import Any
 @dataclass
 class TrainConfig:
     out: str | None = None               # output folder: best.pt, last.pt, log.csv, tb/ (None: runs/<task or data>)
-    task: str = "dtmf"                   # built-in data ("dtmf", "actions") when no manifests are given
+    task: str = "dtmf"                   # built-in data ("dtmf", "actions", "actions_basic") without manifests
     train_manifest: str | None = None    # JSONL/NeMo/CSV manifest or corpus folder (LibriSpeech ...)
     val_manifest: str | None = None      # validation data, same forms
     manifest_format: str | None = None   # corpus layout of both manifests (None: detected from the path)
@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 0                        # seeds model init, data order and the built-in data
     sortagrad: bool = True               # first epoch shortest-first (manifest data)
     augment: dict = field(default_factory=dict)  # waveform augmentation fields (AugmentConfig)
+    clip_augment: dict = field(default_factory=dict)  # video clip augmentation fields (ClipAugmentConfig)
     resume: str | None = None            # checkpoint to resume from ("auto": OUT/last.pt if present)
     overwrite: bool = False              # replace a run already in OUT (else a new run there is refused)
     max_bad_fraction: float = 0.5        # stop when more of the data than this is unusable (pre-scan, epoch 1)

@@ -22,6 +22,7 @@ from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpo
 from crnn.data.build import (DataBundle, DataError, build_builtin, check_bad_fraction, data_modality,
                              make_tokenizer, manifest_data, read_rows, resolve_preset)
 from crnn.data.collate import Batch, collate
+from crnn.data.video_augment import clip_augment_for
 from crnn.model import CRNN, create_model
 from crnn.runtime import cpu_threads, pick_device
 from crnn.training import distributed as dist_utils
@@ -84,12 +85,17 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
         raise DataError(f"model frontend {model.cfg.frontend!r} reads {model.modality} data, but the data is {modality}")
 
     # -- datasets -----------------------------------------------------------------------------------
+    if cfg.clip_augment and modality != "video":
+        raise ValueError(f"clip augmentation applies to video frames, and this run reads {modality} data")
+    # pixel transforms run in the loader workers on a CPU, on the batch on the device on a GPU
+    clip_aug, clip_aug_on_device = clip_augment_for(cfg.clip_augment, device)
     if rows is not None:
         bundle = manifest_data(rows, val_rows, model.tokenizer, model, (cfg.train_manifest, cfg.val_manifest),
-                               cfg.augment, cfg.max_bad_fraction, verbose=main)
+                               cfg.augment, cfg.max_bad_fraction, verbose=main, clip_augment=clip_aug,
+                               augment_pixels=not clip_aug_on_device)
     else:
         bundle = build_builtin(cfg.task, cfg.train_size, cfg.val_size, cfg.seed,
-                               model.cfg.frontend_args.get("sample_rate"))
+                               model.cfg.frontend_args.get("sample_rate"), clip_aug, not clip_aug_on_device)
     model.to(device)
     if resume is None and model.modality == "audio" and model.cfg.frontend_args.get("normalize") == "global":
         fit_global_stats(model, bundle, device)
@@ -127,6 +133,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
     # -- the loop -----------------------------------------------------------------------------------
     t_start, elapsed_before = time.time(), float(state.get("seconds", 0.0))
     params = list(model.parameters())
+    clip_gen = torch.Generator().manual_seed(cfg.seed * 7919 + start_epoch)  # draws of on-device clip augmentation
     for epoch in range(start_epoch, cfg.epochs):  # epochs are 0-based here, 1-based in every report
         set_epoch(bundle, train_loader, epoch)
         ddp_model.train()
@@ -137,8 +144,10 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
             batch = ep.admit(batch, model, main)
             if len(batch) == 0:
                 continue
-            loss, finite = train_step(ddp_model, batch.to(device, non_blocking=True), optimizer, scaler,
-                                      amp_dtype, cfg.grad_clip, params)
+            b = batch.to(device, non_blocking=True)
+            if clip_aug_on_device:  # the same pixel transforms the CPU path applies in its workers
+                b.x = clip_aug.batch(b.x, b.x_lens, clip_gen)
+            loss, finite = train_step(ddp_model, b, optimizer, scaler, amp_dtype, cfg.grad_clip, params)
             ep.add_step(loss, finite)
             scheduler.step()
             step += 1
