@@ -83,5 +83,5 @@ def _millions(model) -> str:
 def test_parameter_counts_match_the_code():
     demo = re.search(r"linear CTC head, ([\d.]+) M parameters", README).group(1)
     assert demo == _millions(crnn.create_model("tiny", vocab_size=len(dtmf_tokenizer())))
-    actions = re.search(r"the command above, ([\d.]+) M parameters", README).group(1)
+    actions = re.search(r"`video_tiny`, ([\d.]+) M parameters", README).group(1)
     assert actions == _millions(crnn.create_model("video_tiny", vocab_size=len(actions_tokenizer())))
