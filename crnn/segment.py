@@ -170,20 +170,47 @@ def _sound_regions(sound: np.ndarray, min_pause: int, min_sound: int) -> list[tu
 
 
 def _split_long(start: float, end: float, energies: np.ndarray, max_segment: float) -> list[list[float]]:
-    """Cut [start, end) at its quietest frame (smoothed over 50 ms) until every piece fits ``max_segment``."""
+    """Cut [start, end) at its quietest frame until every piece fits ``max_segment``."""
     out = []
-    smooth = None
     while end - start > max_segment:
-        if smooth is None:
-            smooth = np.convolve(energies, np.ones(5) / 5, mode="same")
         lo = int((start + max_segment / 2) / HOP_SECONDS)
         hi = int((start + max_segment) / HOP_SECONDS)
-        cut_frame = lo + int(np.argmin(smooth[lo:hi]))
-        cut = cut_frame * HOP_SECONDS + FRAME_SECONDS / 2
+        cut = quietest_frame(energies, lo, hi) * HOP_SECONDS + FRAME_SECONDS / 2
         out.append([start, cut])
         start = cut
     out.append([start, end])
     return out
+
+
+def quietest_frame(energies: np.ndarray, lo: int, hi: int) -> int:
+    """Index in [lo, hi) of the lowest energy smoothed over 50 ms (a lone quiet frame inside a sound is no cut)."""
+    lo, hi = max(0, lo), min(energies.size, hi)
+    if hi <= lo:
+        return lo
+    ctx = energies[max(0, lo - 2): hi + 2]
+    smooth = np.convolve(ctx, np.ones(5) / 5, mode="same")[lo - max(0, lo - 2):][: hi - lo]
+    return lo + int(np.argmin(smooth))
+
+
+def last_cut(energies: np.ndarray, search_from: int, min_pause: float = 0.3) -> int:
+    """Where to end a segment of a stream: the middle of the last pause starting after frame
+    ``search_from``, else the quietest frame after it.
+
+    Args:
+        energies: (N,) frame energies in dB of the audio not yet decoded (with any history before it).
+        search_from: first frame a cut may fall on.
+
+    Returns:
+        A frame index in [search_from, N).
+    """
+    sound = energies > adaptive_threshold(energies)
+    silent = ~sound[search_from:]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]])))
+    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= int(round(min_pause / HOP_SECONDS))]
+    if runs:
+        a, b = runs[-1]
+        return search_from + int((a + b) // 2)
+    return quietest_frame(energies, search_from, energies.size)
 
 
 # -- fixed windows ------------------------------------------------------------------------------------
