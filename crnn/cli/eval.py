@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default: 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     if add_decode_args is not None:
         add_decode_args(p)
     p.set_defaults(func=run)
@@ -99,7 +100,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     totals = {"char_errors": 0, "chars": 0, "word_errors": 0, "words": 0, "utterances": 0, "skipped": 0}
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     try:
-        for batch in loader:
+        from tqdm.auto import tqdm  # progress on stderr, only where a person watches it
+
+        bar = tqdm(loader, unit="batch", file=sys.stderr, dynamic_ncols=True, leave=False,
+                   disable=getattr(args, "quiet", False) or not sys.stderr.isatty())
+        for batch in bar:
             for bad in batch.skipped:
                 print(f"skipped {bad.path}: {bad.reason}", file=sys.stderr)
             totals["skipped"] += len(batch.skipped)
