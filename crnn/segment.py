@@ -85,8 +85,8 @@ def adaptive_threshold(
 ) -> np.ndarray:
     """Per-frame speech threshold (dB) from the local noise floor and peak level.
 
-    The floor is the 10th percentile and the peak the 95th of the frames within ``window`` seconds
-    around each second; the threshold sits ``max(margin_db, a quarter of peak - floor)`` above the
+    The floor is the larger of the 10th percentiles of the ``window / 2`` seconds before and after each
+    second, the peak the 95th percentile of both; the threshold sits ``max(margin_db, a quarter of peak - floor)`` above the
     floor. A stretch without contrast is all sound if it is louder than ``silence_db``, else all silence.
 
     Args:
@@ -100,8 +100,11 @@ def adaptive_threshold(
     half = int(round(window / 2 / HOP_SECONDS))
     out = np.empty(n, dtype=np.float32)
     for b in range(0, n, per_block):
-        ctx = energies[max(0, b - half): b + per_block + half]
-        floor, peak = np.percentile(ctx, [10, 95])
+        before, after = energies[max(0, b - half): b + per_block], energies[b: b + per_block + half]
+        # The louder of the floors on either side: near a step in the noise level the window on the
+        # quiet side would call the loud side's noise sound.
+        floor = max(np.percentile(before, 10), np.percentile(after, 10))
+        peak = np.percentile(energies[max(0, b - half): b + per_block + half], 95)
         if peak - floor >= margin_db + 3:
             thr = floor + max(margin_db, 0.25 * (peak - floor))
         else:
