@@ -3,7 +3,8 @@
 Two ways to cut:
 
 * **Voice activity** (``find_segments``): frame energies (25 ms frames every 10 ms) against an
-  adaptive threshold (a local noise floor from a sliding window's low percentile, plus a margin);
+  adaptive threshold (a local noise floor from a sliding window's low percentile, plus a margin
+  that grows with the local peak);
   silent runs of at least ``min_pause`` are pauses, the sounds between them are padded a little,
   neighbours closer than ``max_merge_gap`` are joined up to ``max_segment`` seconds, and a sound
   longer than ``max_segment`` is cut at its quietest frame.
@@ -81,13 +82,18 @@ def frame_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 # -- voice activity -----------------------------------------------------------------------------------
 def adaptive_threshold(
-    energies: np.ndarray, window: float = 30.0, margin_db: float = 6.0, silence_db: float = -55.0,
+    energies: np.ndarray, window: float = 30.0, margin_db: float = 6.0, max_margin_db: float = 12.0,
+    silence_db: float = -55.0,
 ) -> np.ndarray:
-    """Per-frame speech threshold (dB) from the local noise floor and peak level.
+    """Per-frame sound threshold (dB) from the local noise floor and peak level.
 
     The floor is the larger of the 10th percentiles of the ``window / 2`` seconds before and after each
-    second, the peak the 95th percentile of both; the threshold sits ``max(margin_db, a quarter of peak - floor)`` above the
-    floor. A stretch without contrast is all sound if it is louder than ``silence_db``, else all silence.
+    second (near a step in the noise level, the quiet side's floor would call the loud side's noise
+    sound), but no higher than the quietest 50 ms within half a second of that second (a pause next to
+    a long sound still counts as silence); the peak is the loudest 50 ms there (a sparse sound is still the peak; a click is
+    averaged down). The threshold sits a fifth of the way from floor to peak, at least ``margin_db``
+    and at most ``max_margin_db`` above the floor. A stretch without contrast is all sound if it
+    is louder than ``silence_db``, else all silence.
 
     Args:
         energies: (N,) frame energies in dB.
@@ -98,15 +104,15 @@ def adaptive_threshold(
     n = energies.size
     per_block = int(round(1.0 / HOP_SECONDS))  # one threshold per second, spread over its frames
     half = int(round(window / 2 / HOP_SECONDS))
+    smooth = _smooth(energies)
     out = np.empty(n, dtype=np.float32)
     for b in range(0, n, per_block):
         before, after = energies[max(0, b - half): b + per_block], energies[b: b + per_block + half]
-        # The louder of the floors on either side: near a step in the noise level the window on the
-        # quiet side would call the loud side's noise sound.
         floor = max(np.percentile(before, 10), np.percentile(after, 10))
-        peak = np.percentile(energies[max(0, b - half): b + per_block + half], 95)
+        floor = min(floor, smooth[max(0, b - per_block // 2): b + 3 * per_block // 2].min())  # a pause here is no sound
+        peak = smooth[max(0, b - half): b + per_block + half].max()
         if peak - floor >= margin_db + 3:
-            thr = floor + max(margin_db, 0.25 * (peak - floor))
+            thr = floor + min(max(margin_db, 0.2 * (peak - floor)), max_margin_db)
         else:
             thr = -np.inf if peak > silence_db else np.inf
         out[b: b + per_block] = thr
@@ -190,9 +196,13 @@ def quietest_frame(energies: np.ndarray, lo: int, hi: int) -> int:
     lo, hi = max(0, lo), min(energies.size, hi)
     if hi <= lo:
         return lo
-    ctx = energies[max(0, lo - 2): hi + 2]
-    smooth = np.convolve(ctx, np.ones(5) / 5, mode="same")[lo - max(0, lo - 2):][: hi - lo]
-    return lo + int(np.argmin(smooth))
+    return lo + int(np.argmin(_smooth(energies[max(0, lo - 2): hi + 2])[lo - max(0, lo - 2):][: hi - lo]))
+
+
+def _smooth(energies: np.ndarray, width: int = 5) -> np.ndarray:
+    """Moving average over ``width`` frames (50 ms), edges repeated rather than zero-padded."""
+    padded = np.pad(energies, (width // 2, width - 1 - width // 2), mode="edge")
+    return np.convolve(padded, np.ones(width) / width, mode="valid")
 
 
 def last_cut(energies: np.ndarray, search_from: int, min_pause: float = 0.3) -> int:
