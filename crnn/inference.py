@@ -215,8 +215,22 @@ class InputPieces(IterableDataset):
                    "duration": source.duration}
 
 
-def _collate_pieces(items: list[dict]) -> list[dict]:
-    return items  # padded in the main loop, so a batch may mix errors, markers and signals
+def _length_sorted_batches(items: Iterator[dict], batch_size: int, pool_batches: int = 4) -> Iterator[list[dict]]:
+    """Batches of ``batch_size`` items, formed from a pool of ``pool_batches`` batches sorted by length:
+    segments of similar length share a batch, so little compute and memory go to padding."""
+    pool: list[dict] = []
+
+    def drain():
+        pool.sort(key=lambda it: 0 if it.get("signal") is None else it["signal"].shape[0])
+        for i in range(0, len(pool), batch_size):
+            yield pool[i:i + batch_size]
+        pool.clear()
+
+    for it in items:
+        pool.append(it)
+        if len(pool) >= batch_size * pool_batches:
+            yield from drain()
+    yield from drain()
 
 
 def transcribe_files(
@@ -238,14 +252,13 @@ def transcribe_files(
     decoder = decoder or Decoder(model.tokenizer, DecodeOptions(), model.frame_shift)
     if workers is None:
         workers = 0 if len(inputs) <= batch_size else min(4, os.cpu_count() or 1)
-    loader = DataLoader(InputPieces(inputs, model, segment), batch_size=batch_size, collate_fn=_collate_pieces,
-                        num_workers=workers)
+    loader = DataLoader(InputPieces(inputs, model, segment), batch_size=None, num_workers=workers)
     model.eval().to(device)
     done: dict[int, FileResult] = {}
     parts: dict[int, list[tuple[Segment | None, list[Hypothesis]]]] = {}
     next_i = 0
     with torch.inference_mode():
-        for items in loader:
+        for items in _length_sorted_batches(loader, batch_size):
             signals = []
             for it in items:
                 if "error" in it:
