@@ -6,7 +6,8 @@
 Writes each recording (DTMF key strings with 0.5-3 s pauses and a noise floor, 16 kHz WAV) block by
 block to a temporary folder, then decodes it in a fresh process (``crnn.inference.transcribe_files``,
 the CLI's loop, default ``--segment auto``) and reports that process's wall time, peak resident memory
-(RSS) and segment count. Each row prints its time per minute of audio against the first (shortest)
+(RSS), segment count and the padded audio of its largest batch (what sets the peak: at most
+``batch_size`` x the longest segment, 16 x 20 s by default, whatever the file's length). Each row prints its time per minute of audio against the first (shortest)
 run: 1.00 means time grows linearly with length. ``--segment none`` runs of the ``--whole`` lengths
 show what the whole-file path needs. Untrained weights: speed does not depend on them.
 """
@@ -58,6 +59,14 @@ def decode_once(path: str, preset: str, segment: str, threads: int) -> dict:
     tok = dtmf_tokenizer()
     model = crnn.create_model(preset, vocab_size=len(tok), sample_rate=SR).eval()
     model.tokenizer = tok
+    largest = [0]
+    forward = model.forward
+
+    def counting_forward(x, lengths):  # the padded audio of the largest batch sets the peak memory
+        largest[0] = max(largest[0], x.numel())
+        return forward(x, lengths)
+
+    model.forward = counting_forward
     t0 = time.perf_counter()
     (result,) = list(transcribe_files(model, [path], segment=SegmentOptions.parse(segment), workers=0))
     seconds = time.perf_counter() - t0
@@ -65,7 +74,7 @@ def decode_once(path: str, preset: str, segment: str, threads: int) -> dict:
         raise SystemExit(result.error)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"seconds": seconds, "peak_mib": peak_kib / 1024, "segments": result.segments,
-            "audio_s": result.duration}
+            "audio_s": result.duration, "largest_batch_s": largest[0] / SR}
 
 
 def main() -> None:
@@ -89,7 +98,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"machine: {machine(torch.device('cpu'))}; preset {args.preset}; torch {torch.__version__}")
     runs = [(m, s) for m in args.minutes for s in (["auto", "none"] if m in args.whole else ["auto"])]
-    print(f"{'audio':>8} {'segment':>8} {'segments':>8} {'wall s':>8} {'s / min':>8} {'x first':>8} {'peak RSS MiB':>13}")
+    print(f"{'audio':>8} {'segment':>8} {'segments':>8} {'wall s':>8} {'s / min':>8} {'x first':>8} {'largest batch s':>16} {'peak RSS MiB':>13}")
     first = None
     with tempfile.TemporaryDirectory() as tmp:
         for minutes, segment in runs:
@@ -105,7 +114,7 @@ def main() -> None:
             per_min = r["seconds"] / (r["audio_s"] / 60)
             first = first or per_min
             print(f"{minutes:>6g} m {segment:>8} {r['segments']:>8} {r['seconds']:>8.1f} {per_min:>8.2f} "
-                  f"{per_min / first:>8.2f} {r['peak_mib']:>13.0f}", flush=True)
+                  f"{per_min / first:>8.2f} {r['largest_batch_s']:>16.0f} {r['peak_mib']:>13.0f}", flush=True)
 
 
 if __name__ == "__main__":

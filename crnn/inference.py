@@ -276,6 +276,7 @@ def transcribe_files(
                     got.append((it["segment"], nbest))
                     if len(got) == it["n"]:
                         done[it["index"]] = _finish(model, it, parts.pop(it["index"]))
+                del x, x_lens, log_probs, lens, signals  # free this batch before the next one is built
             while next_i in done:  # yield in input order
                 yield done.pop(next_i)
                 next_i += 1
