@@ -256,6 +256,7 @@ def transcribe_files(
     model.eval().to(device)
     done: dict[int, FileResult] = {}
     parts: dict[int, list[tuple[Segment | None, list[Hypothesis]]]] = {}
+    failed: set[int] = set()
     next_i = 0
     with torch.inference_mode():
         for items in _length_sorted_batches(loader, batch_size):
@@ -264,6 +265,9 @@ def transcribe_files(
                 if "error" in it:
                     done[it["index"]] = FileResult(it["name"], error=it["error"])
                     parts.pop(it["index"], None)
+                    failed.add(it["index"])
+                elif it["index"] in failed:  # a piece read before its input failed
+                    continue
                 elif it["n"] == 0:
                     done[it["index"]] = FileResult(it["name"], [_empty()], duration=it["duration"], segments=0)
                 else:

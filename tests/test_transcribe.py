@@ -97,3 +97,17 @@ def test_long_arrays_are_segmented_and_fixed_windows_are_offered(model):
     assert whole.segments == 1 and whole.text == "".join(keys)
     (fixed,) = crnn.transcribe((x, 8000), model=model, segment=7.5)
     assert fixed.segments > 4 and fixed.text == "".join(keys)
+
+
+def test_a_long_input_failing_midway_fails_alone(model, tmp_path):
+    keys = plain_dialer("147", 8000)
+    long = np.concatenate([np.r_[keys, np.zeros(3 * 8000, np.float32)] for _ in range(12)])  # ~45 s
+    bad = long.copy()
+    bad[int(40.0 * 8000)] = np.inf
+    sf.write(tmp_path / "bad.wav", bad, 8000, subtype="FLOAT")
+    for segment in ("auto", 10.0):  # found in the energy pass; found in the 5th window, after 4 were decoded
+        before, failed, after = crnn.transcribe([(long, 8000), str(tmp_path / "bad.wav"), (keys, 8000)],
+                                                model=model, errors="keep", batch_size=2, segment=segment)
+        assert before.text == "147" * 12 and before.segments > 4 and after.text == "147"
+        assert failed.hypotheses is None
+        assert failed.error == f"{tmp_path / 'bad.wav'}: non-finite samples (NaN or infinity) at 40.00 s"
