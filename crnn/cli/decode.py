@@ -1,16 +1,33 @@
-"""``crnn decode``: transcribe audio or video files with a trained checkpoint."""
+"""``crnn decode``: transcribe audio or video files with a trained checkpoint.
+
+Long recordings are cut into segments (``--segment``), results go to stdout or, with ``--output-dir``,
+to one file per input and format (txt, json, srt, vtt, ctm).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
-from crnn.cli.common import add_plugin_arg, load_plugins
+from crnn.cli.common import add_plugin_arg, load_plugins, non_negative_int, positive_float, positive_int
+
+
+def load_decoding_model(checkpoint: str, device):
+    """The model ``--checkpoint`` names, in eval mode with its tokenizer: a checkpoint, or an exported
+    ``.onnx`` file run by onnxruntime (raises CheckpointError / ExportError naming the file)."""
+    if checkpoint.endswith(".onnx"):
+        from crnn.export import OnnxModel
+
+        return OnnxModel(checkpoint)
+    from crnn.checkpoint import load_model
+
+    return load_model(checkpoint, device=device)
 
 
 def build_decoder(args: argparse.Namespace, model):
-    """Beam search / LM / lexicon decoder from the CLI options, or greedy when those are absent."""
+    """Greedy or beam-search decoder (LM, lexicon, hotwords, grammar) from the CLI options."""
     from crnn.cli.decode_args import options_from_args
     from crnn.decoding import Decoder
 
@@ -35,99 +52,216 @@ def _finite_or_none(value):
     return value
 
 
-def result_json(r, nbest: int) -> dict:
-    if r.error:
-        return {"path": r.path, "error": r.error}
-    best = r.hypotheses[0]
-    row = {"path": r.path, "text": best.text, "score": round(best.score, 4),
-           "confidence": round(best.confidence, 4), "words": best.words}
-    if nbest > 1:
-        row["nbest"] = [{"text": h.text, "score": round(h.score, 4)} for h in r.hypotheses[:nbest]]
-    return row
+def progress(total: int, quiet: bool):
+    """A tqdm bar on stderr for many inputs; off with --quiet or when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False,
+                disable=quiet or total < 2 or not sys.stderr.isatty())
 
 
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from crnn.inference import AUDIO_SUFFIXES, VIDEO_SUFFIXES, expand_inputs, transcribe_files
-    from crnn.checkpoint import CheckpointError, load_model
+    from crnn.checkpoint import CheckpointError
+    from crnn.data.media import expand_inputs
+    from crnn.inference import SegmentOptions, transcribe_files
+    from crnn.outputs import output_paths, parse_formats
     from crnn.runtime import cpu_threads, pick_device
 
     load_plugins(args.plugin)
     try:
+        segment = SegmentOptions.parse(args.segment)
+        formats = parse_formats(args.format)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.format != "txt" and not args.output_dir:
+        print("error: --format needs --output-dir (stdout takes --json or --ctm)", file=sys.stderr)
+        return 2
+    try:
         device = pick_device(args.device)
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(args.workers or 1, requested=args.threads))
-        if args.checkpoint.endswith(".onnx"):  # an exported file, run by onnxruntime
-            from crnn.export import OnnxModel
-
-            model = OnnxModel(args.checkpoint)
-        else:
-            model = load_model(args.checkpoint, device=device)
+        model = load_decoding_model(args.checkpoint, device)
         decoder = build_decoder(args, model)
-    except (CheckpointError, RuntimeError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, RuntimeError, OSError, ValueError) as e:  # unusable checkpoint, LM, lexicon ...
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    if model.modality != "audio" and segment.mode == "fixed":
+        print(f"error: --segment {args.segment} needs an audio model (this one reads {model.modality})",
+              file=sys.stderr)
         return 2
     if args.stream:
-        return stream_main(args, model, decoder)
-    suffixes = AUDIO_SUFFIXES if model.cfg.frontend == "audio" else VIDEO_SUFFIXES
-    paths = expand_inputs(args.inputs, suffixes)
+        return stream_main(args, model, decoder, segment)
+    paths = expand_inputs(args.inputs, model.modality)
     if not paths:
         print("error: no input files", file=sys.stderr)
         return 2
+    try:
+        targets = output_paths(paths, args.output_dir, formats) if args.output_dir else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     nbest = getattr(args, "nbest", 1) or 1
     failed = 0
-    if args.ctm:
-        from crnn.decoding import format_ctm
-    for r in transcribe_files(model, paths, decoder, batch_size=args.batch_size, device=device,
-                              workers=args.workers):
-        if r.error:
-            failed += 1
-            print(f"error: {r.error}", file=sys.stderr)
-            if args.json:
-                print(dumps(result_json(r, nbest)), flush=True)
-            continue
-        if args.json:
-            print(dumps(result_json(r, nbest)), flush=True)
-        elif args.ctm:
-            from pathlib import Path
-
-            print(format_ctm(Path(r.path).stem, r.hypotheses[0]), flush=True)
-        else:
-            print(f"{r.path}\t{r.hypotheses[0].text}", flush=True)
-            for h in r.hypotheses[1:nbest]:
-                print(f"{r.path}\t{h.text}\t(n-best, score {h.score:.3f})", flush=True)
+    with progress(len(paths), args.quiet) as bar:
+        for r in transcribe_files(model, paths, decoder, batch_size=args.batch_size, device=device,
+                                  workers=args.workers, segment=segment):
+            bar.update(1)
+            if r.error:
+                failed += 1
+                bar.write(f"error: {r.error}", file=sys.stderr)
+                if args.json:
+                    print(dumps(r.to_json(nbest)), flush=True)
+                continue
+            try:
+                emit(args, r, nbest, targets)
+            except OSError as e:  # a full disk, a read-only --output-dir
+                failed += 1
+                bar.write(f"error: {e.filename or r.path}: cannot write output ({e.strerror or e})", file=sys.stderr)
     if failed:
         print(f"{failed} of {len(paths)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
+def emit(args: argparse.Namespace, r, nbest: int, targets) -> None:
+    """Print one result (text, --json or --ctm), or write its files under --output-dir."""
+    from crnn.decoding import format_ctm
+    from crnn.outputs import write_outputs
+
+    if targets is not None:
+        write_outputs(r, targets[r.path], nbest)
+    elif args.json:
+        print(dumps(r.to_json(nbest)), flush=True)
+    elif args.ctm:
+        lines = format_ctm(Path(r.path).stem, r.best)
+        if lines:
+            print(lines, flush=True)
+    else:
+        print(f"{r.path}\t{r.text}", flush=True)
+        for h in r.hypotheses[1:nbest]:
+            print(f"{r.path}\t{h.text}\t(n-best, score {h.score:.3f})", flush=True)
+
+
 def _chunks_of(path: str, sample_rate: int, chunk: int):
-    """Waveform chunks (S_i,) of a file, or of 16-bit little-endian mono PCM on stdin for ``-``."""
+    """Waveform chunks (S_i,) of a file read in blocks, or of 16-bit little-endian mono PCM on stdin for ``-``."""
     import numpy as np
     import torch
 
     if path == "-":
+        from crnn.data.audio import AudioReadError
+
+        if sys.stdin is None or sys.stdin.closed:
+            raise AudioReadError("-", "standard input is closed")
         while True:
-            data = sys.stdin.buffer.read(2 * chunk)
+            try:
+                data = sys.stdin.buffer.read(2 * chunk)
+            except (OSError, ValueError) as e:
+                raise AudioReadError("-", f"cannot read standard input ({e})") from None
             if not data:
                 return
             data = data[: len(data) // 2 * 2]
             yield torch.from_numpy(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0)
         return
-    from crnn.data.audio import read_audio
+    from crnn.data.audio_blocks import open_audio, to_model_rate
 
-    wav = read_audio(path, sample_rate)  # AudioReadError names the file
-    for i in range(0, wav.numel(), chunk):
-        yield wav[i:i + chunk]
+    source = open_audio(path, sample_rate)  # AudioReadError names the file
+    for block in source.blocks(10.0):  # resampled 10 s at a time: one piece in memory, few block edges
+        wav = to_model_rate(block, source.sample_rate, sample_rate)
+        for i in range(0, wav.numel(), chunk):
+            yield wav[i:i + chunk]
 
 
-def stream_main(args: argparse.Namespace, model, decoder) -> int:
-    """``--stream``: feed each input chunk by chunk as if it arrived live; partial and final transcripts."""
-    import torch
+class SegmentedStream:
+    """Posteriors of a stream decoded a segment at a time: once ``length`` seconds wait undecoded, they
+    are decoded up to the last pause (else the quietest frame) and dropped; ``result`` stitches the pieces.
 
+    Memory holds one segment's posteriors, whatever the length of the stream.
+    """
+
+    def __init__(self, model, decoder, segment):
+        from crnn.segment import EnergyMeter
+
+        self.model, self.decoder, self.opts = model, decoder, segment
+        self.sr = int(model.cfg.frontend_args["sample_rate"])
+        self.shift = model.frame_shift
+        self.meter = EnergyMeter(self.sr)
+        self.energies = []  # energy frames (10 ms) of the undecoded audio and up to 30 s before it
+        self.energy_start = 0  # absolute index of self.energies[0]
+        self.frames = []  # (N_i, V) undecoded posteriors
+        self.frame_start = 0  # absolute output frame of the first undecoded one
+        self.pieces = []  # (Segment, Hypothesis) decoded so far
+
+    def add(self, samples, log_probs) -> None:
+        """Samples just fed (S,) and the posteriors the stream emitted for them (N, V)."""
+        import numpy as np
+
+        self.energies.extend(self.meter.feed(samples.cpu().numpy()).tolist())
+        if log_probs.numel():
+            self.frames.append(log_probs)
+        pending = sum(f.size(0) for f in self.frames)
+        if self.opts.mode != "none" and pending * self.shift >= self.opts.length:
+            from crnn.segment import HOP_SECONDS, last_cut
+
+            first = int(self.frame_start * self.shift / HOP_SECONDS) - self.energy_start
+            half = first + int(self.opts.length / 2 / HOP_SECONDS)  # cut in the segment's second half
+            cut = last_cut(np.asarray(self.energies, dtype=np.float32), half, self.opts.min_pause)
+            cut_frame = int(round((self.energy_start + cut) * HOP_SECONDS / self.shift)) - self.frame_start
+            self._decode(max(1, min(cut_frame, pending)))
+
+    def finish(self, log_probs) -> None:
+        if log_probs.numel():
+            self.frames.append(log_probs)
+        pending = sum(f.size(0) for f in self.frames)
+        if pending or not self.pieces:
+            self._decode(pending)
+
+    def _decode(self, n: int) -> None:
+        import torch
+
+        from crnn.segment import HOP_SECONDS, Segment
+
+        lp = torch.cat(self.frames) if self.frames else torch.zeros(0, self.model.cfg.vocab_size)
+        head, rest = lp[:n], lp[n:]
+        hyp = self.decoder(head[None], torch.tensor([head.size(0)], device=head.device))[0][0]
+        start = self.frame_start * self.shift
+        self.pieces.append((Segment(start, start + n * self.shift), hyp))
+        self.frames = [rest] if rest.numel() else []
+        self.frame_start += n
+        keep_from = max(0, int((self.frame_start * self.shift - 30.0) / HOP_SECONDS) - self.energy_start)
+        del self.energies[:keep_from]  # keep 30 s of history for the adaptive threshold
+        self.energy_start += keep_from
+
+    def result(self):
+        from crnn.segment import stitch
+
+        if len(self.pieces) == 1:
+            return [self.pieces[0][1]]
+        return [stitch(self.pieces, self.model.tokenizer, self.shift)]
+
+    def partial_text(self) -> str:
+        import torch
+
+        from crnn.decoding import ctc_greedy
+
+        done = self.result()[0].text if self.pieces else ""
+        lp = torch.cat(self.frames) if self.frames else None
+        live = self.model.tokenizer.decode(ctc_greedy(lp[None], torch.tensor([lp.size(0)]))[0].tokens) if lp is not None else ""
+        sep = " " if done and live and self.model.tokenizer.word_separator is not None else ""
+        return done + sep + live
+
+
+def stream_main(args: argparse.Namespace, model, decoder, segment) -> int:
+    """``--stream``: feed each input chunk by chunk as if it arrived live; partial and final transcripts.
+
+    Long streams are decoded a segment at a time (ending at pauses, ``--segment`` seconds at most),
+    so memory stays bounded by the segment, not the stream.
+    """
     from crnn.data.audio import AudioReadError
-    from crnn.inference import AUDIO_SUFFIXES, FileResult, expand_inputs
+    from crnn.data.media import expand_inputs
+    from crnn.inference import FileResult
+    from crnn.outputs import output_paths, parse_formats
     from crnn.streaming import StreamingError, StreamingRecognizer
 
     try:
@@ -135,19 +269,25 @@ def stream_main(args: argparse.Namespace, model, decoder) -> int:
     except StreamingError as e:
         print(f"error: {args.checkpoint}: {e}", file=sys.stderr)
         return 2
+    if segment.mode == "auto":  # live input has no length to compare: segments end at pauses, 20 s at most
+        segment = type(segment)("fixed", length=segment.length, overlap=0.0)
     sr = int(model.cfg.frontend_args["sample_rate"])
     chunk = max(1, int(args.chunk_ms / 1000 * sr))
-    paths = [p for item in args.inputs for p in ([item] if item == "-" else expand_inputs([item], AUDIO_SUFFIXES))]
+    paths = [p for item in args.inputs for p in ([item] if item == "-" else expand_inputs([item], "audio"))]
+    targets = output_paths([p if p != "-" else "stdin" for p in paths], args.output_dir,
+                           parse_formats(args.format)) if args.output_dir else None
     nbest = getattr(args, "nbest", 1) or 1
     failed = 0
     for path in paths:
         stream.reset()
+        pieces = SegmentedStream(model, decoder, segment)
         shown = ""
         try:
             for piece in _chunks_of(path, sr, chunk):
-                stream.accept(piece)
-                if args.partial and stream.text != shown:
-                    shown = stream.text
+                pieces.add(piece, stream.accept(piece))
+                stream.log_probs.clear()  # the segmenter keeps the undecoded frames; the rest is done with
+                if args.partial and pieces.partial_text() != shown:
+                    shown = pieces.partial_text()
                     print(f"{path}\tpartial\t{shown}", flush=True)
         except AudioReadError as e:
             failed += 1
@@ -155,37 +295,46 @@ def stream_main(args: argparse.Namespace, model, decoder) -> int:
             if args.json:
                 print(dumps({"path": path, "error": str(e)}), flush=True)
             continue
-        stream.finish()
-        lp = stream.frames  # (T', V): the final decoder (beam, LM, ...) sees the whole utterance
-        hyps = decoder(lp[None], torch.tensor([lp.size(0)], device=lp.device))[0]
-        r = FileResult(path, hyps, duration=stream.n_samples / sr)
-        if args.json:
-            print(dumps(result_json(r, nbest)), flush=True)
-        else:
-            print(f"{path}\t{hyps[0].text}", flush=True)
+        pieces.finish(stream.finish())
+        r = FileResult(path, pieces.result(), duration=stream.n_samples / sr, segments=len(pieces.pieces))
+        if targets is not None:
+            r.path = "stdin" if path == "-" else path
+        try:
+            emit(args, r, nbest, targets)
+        except OSError as e:
+            failed += 1
+            print(f"error: {e.filename or r.path}: cannot write output ({e.strerror or e})", file=sys.stderr)
     if failed:
         print(f"{failed} of {len(paths)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("decode", help="transcribe files with a checkpoint", description=__doc__)
+    from crnn.cli.decode_args import add_decode_args
+
+    p = subparsers.add_parser("decode", help="transcribe files with a checkpoint", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="audio/video files, frame folders, or folders of files")
     p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint written by crnn train (best.pt)")
     p.add_argument("--json", action="store_true", help="JSON lines: path, text, score, confidence, words with times")
     p.add_argument("--ctm", action="store_true", help="CTM lines: utterance, channel, start, duration, word, confidence")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--output-dir", metavar="DIR", help="write one file per input and format (call.wav -> DIR/call.srt)")
+    p.add_argument("--format", default="txt", metavar="LIST",
+                   help="with --output-dir: any of txt,json,srt,vtt,ctm, comma-separated (default: txt)")
+    p.add_argument("--segment", default="auto", metavar="auto|none|N",
+                   help="long recordings: 'auto' cuts those over 30 s at pauses (20 s at most), N cuts fixed "
+                        "N-second windows with overlap, 'none' decodes whole files (default: auto)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, help="file reading processes (default: 0 for a few files, else up to 4)")
-    p.add_argument("--threads", type=int, help="CPU compute threads (default: the cores the readers leave free)")
+    p.add_argument("--workers", type=non_negative_int, help="file reading processes (default: 0 for a few files, else up to 4)")
+    p.add_argument("--threads", type=positive_int, help="CPU compute threads (default: the cores the readers leave free)")
     st = p.add_argument_group("streaming (forward-only audio models)")
     st.add_argument("--stream", action="store_true",
                     help="feed each input chunk by chunk as it would arrive live; '-' reads 16-bit mono PCM "
                          "at the model's rate from stdin")
-    st.add_argument("--chunk-ms", type=float, default=100.0, help="chunk length in milliseconds (default: 100)")
+    st.add_argument("--chunk-ms", type=positive_float, default=100.0, help="chunk length in milliseconds (default: 100)")
     st.add_argument("--partial", action="store_true", help="also print 'path<TAB>partial<TAB>text' as it grows")
-    from crnn.cli.decode_args import add_decode_args
-
     add_decode_args(p)
     add_plugin_arg(p)
     p.set_defaults(func=main)

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per batch (default: 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default: 0)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_decode_args(p)
     add_plugin_arg(p)
     p.set_defaults(func=run)
@@ -78,7 +79,11 @@ def evaluate_manifest(args: argparse.Namespace):
                                  ensure_ascii=False) + "\n")
 
     try:
-        result = evaluate(model, loader, decoder, device=device, on_item=write_row, what=str(args.manifest))
+        from tqdm.auto import tqdm  # progress on stderr, only where a person watches it
+
+        bar = tqdm(loader, unit="batch", file=sys.stderr, dynamic_ncols=True, leave=False,
+                   disable=args.quiet or not sys.stderr.isatty())
+        result = evaluate(model, bar, decoder, device=device, on_item=write_row, what=str(args.manifest))
     finally:
         if out:
             out.close()
