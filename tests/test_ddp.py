@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from cli_helpers import ROOT
+from cli_helpers import ROOT, TINY
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +55,7 @@ def test_torchrun_cli_reports_once(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29534",
                         "train.py", "--out", str(tmp_path / "run"), "--train-size", "16", "--val-size", "8",
-                        "--epochs", "1", "--batch-size", "8", "--warmup-steps", "2", "--hidden-size", "16",
-                        "--num-layers", "1", "--frontend-arg", "conv_channels=4", "--frontend-arg", "n_mels=24",
-                        "--no-progress", "--no-tensorboard", "--workers", "0", "--device", "cpu"],
+                        "--epochs", "1", "--batch-size", "8", "--warmup-steps", "2", *TINY],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("best: ") == 1 and "inf%" not in r.stdout, r.stdout

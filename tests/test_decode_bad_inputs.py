@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 import crnn
+from cli_helpers import tiny_model
 from crnn.checkpoint import save_checkpoint
 from crnn.data.audio_dataset import speech_tokenizer
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def tiny_checkpoint(path, nan_weights: bool = False):
     tok = speech_tokenizer(["one two three"])
-    model = crnn.create_model("tiny", vocab_size=len(tok), hidden_size=16, num_layers=1, conv_channels=4, n_mels=16)
+    model = tiny_model(len(tok), n_mels=16)
     model.tokenizer = tok
     with torch.no_grad():
         model.head.bias[0] = -3.0  # fewer blanks: an untrained model then emits some text

@@ -1,6 +1,7 @@
 """``crnn eval`` in a subprocess on a tiny saved model: printed CER/WER match the per-utterance rows."""
 from __future__ import annotations
 
+import pytest
 import json
 import re
 import subprocess
@@ -12,6 +13,7 @@ import soundfile as sf
 import torch
 
 import crnn
+from cli_helpers import tiny_model
 from crnn.data.audio import read_audio
 from crnn.data.audio_dataset import speech_tokenizer
 from crnn.data.manifest import write_manifest
@@ -24,13 +26,14 @@ TEXTS = ["one two", "three", "four five six", "seven", "eight nine"]
 
 def make_checkpoint(path: Path) -> None:
     tok = speech_tokenizer(TEXTS)
-    model = crnn.create_model("tiny", vocab_size=len(tok), hidden_size=16, num_layers=1, conv_channels=4, n_mels=16)
+    model = tiny_model(len(tok), n_mels=16)
     with torch.no_grad():
         model.head.bias[0] = -3.0  # fewer blanks: an untrained model then emits varied, non-empty text
     torch.save({"format": "crnn-checkpoint", "config": model.cfg.to_dict(), "tokenizer": tok.to_dict(),
                 "state_dict": model.state_dict()}, path)
 
 
+@pytest.mark.slow
 def test_eval_cli_matches_metrics(tmp_path):
     make_checkpoint(tmp_path / "model.pt")
     rng = np.random.default_rng(0)
@@ -70,6 +73,7 @@ def test_eval_cli_matches_metrics(tmp_path):
         assert " ".join(model.tokenizer.decode(ctc_greedy(lp, lens)[0].tokens).split()) == o["hypothesis"]
 
 
+@pytest.mark.slow
 def test_eval_cli_missing_checkpoint(tmp_path):
     write_manifest(tmp_path / "m.jsonl", [{"path": "a.wav", "text": "a"}])
     r = subprocess.run([sys.executable, "-m", "crnn", "eval", "--checkpoint", str(tmp_path / "nope.pt"),

@@ -110,6 +110,7 @@ def gru_export(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 def test_onnx_parity_on_mixed_lengths(gru_export):
     model, path = gru_export
     x, lengths = mixed_batch()
@@ -180,6 +181,7 @@ def test_onnx_parity_for_video_and_feature_models(preset, input_name, tmp_path):
     assert (got[valid] - ref[valid]).abs().max().item() < 1e-3
 
 
+@pytest.mark.slow
 def test_streaming_graph_chunk_by_chunk_equals_offline(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -214,6 +216,7 @@ def test_streaming_graph_chunk_by_chunk_equals_offline(tmp_path):
         np.testing.assert_allclose(state[layer, 1], c[0].numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_torch_export_program_runs_other_lengths(tmp_path):
     model = tiny_model("gru_ref", bidirectional=False, num_layers=1)  # small: tracing is the slow part
     path = save_program(model, tmp_path / "model.pt2")

@@ -85,6 +85,7 @@ def _write_text(path, text):
     return path
 
 
+@pytest.mark.slow
 def test_cli_lm_build_subprocess(tmp_path):
     corpus = tmp_path / "text.txt"
     corpus.write_text("\n".join(TEXT) + "\n")

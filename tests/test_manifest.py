@@ -121,6 +121,7 @@ def test_librispeech_bad_transcript_line(tmp_path):
         read_manifest(tmp_path / "s")
 
 
+@pytest.mark.slow
 def test_librispeech_prepare_script(tmp_path):
     ids = make_librispeech(tmp_path / "LS")
     (tmp_path / "LS" / "dev-clean" / "84" / "121" / "84-121-0001.flac").unlink()  # a missing file is reported

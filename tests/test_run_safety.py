@@ -10,25 +10,19 @@ import pytest
 import soundfile as sf
 import torch
 
+from cli_helpers import TINY_MODEL, tiny_model, tiny_train_config
 from crnn.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from crnn.data.build import DataError
 from crnn.data.collate import collate
 from crnn.data.dtmf import DTMFDataset, write_dtmf_dataset
-from crnn.model import create_model
 from crnn.training import TrainConfig, train
 from crnn.training.run_dir import RunDirError
 from crnn.training.step import make_optimizer, train_step
 
 pytestmark = pytest.mark.slow  # every test here trains (a few seconds each)
 
-TINY_MODEL = dict(hidden_size=16, num_layers=1, conv_channels=4, n_mels=24)
-
-
 def quiet(out, **kw) -> TrainConfig:
-    base = dict(out=str(out), device="cpu", workers=0, progress=False, tensorboard=False, batch_size=8,
-                warmup_steps=2, train_size=16, val_size=8, epochs=1, model="tiny", model_args=dict(TINY_MODEL))
-    base.update(kw)
-    return TrainConfig(**base)
+    return tiny_train_config(**{**dict(out=str(out), train_size=16, val_size=8, epochs=1), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +103,7 @@ def test_best_is_only_ever_a_validated_model(tmp_path, dtmf_manifest):
 
 # -- checkpoints ----------------------------------------------------------------------------------
 def _tiny_model():
-    model = create_model("tiny", vocab_size=17, **TINY_MODEL)
+    model = tiny_model(17)
     model.tokenizer = DTMFDataset(1, seed=0, sample_rate=8000).tokenizer
     return model
 

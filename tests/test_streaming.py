@@ -80,6 +80,7 @@ def test_models_that_cannot_stream_say_why():
         StreamingRecognizer(crnn.create_model("features_tiny", vocab_size=5, input_dim=8, bidirectional=False))
 
 
+@pytest.mark.slow
 def test_decode_cli_streams_files_and_stdin(tmp_path):
     model = forward_only_model(seed=4)
     ckpt = save_checkpoint(tmp_path / "uni.pt", model, {})

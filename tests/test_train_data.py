@@ -9,14 +9,9 @@ import torch
 from crnn.data.dtmf import write_dtmf_dataset
 from crnn.training import TrainConfig, train
 
-TINY_MODEL = dict(hidden_size=16, num_layers=1, conv_channels=4, n_mels=24)
+from cli_helpers import tiny_train_config as quiet
 
-
-def quiet(**kw) -> TrainConfig:
-    base = dict(device="cpu", workers=0, progress=False, tensorboard=False, batch_size=8, warmup_steps=2,
-                model="tiny", model_args=dict(TINY_MODEL))
-    base.update(kw)
-    return TrainConfig(**base)
+pytestmark = pytest.mark.slow  # every test here trains
 
 
 @pytest.fixture(scope="module")

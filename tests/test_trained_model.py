@@ -81,6 +81,7 @@ def test_same_transcripts_across_formats_rates_and_channels(model, tmp_path):
     assert n_same / n_total >= 0.95, (n_same, n_total)
 
 
+@pytest.mark.slow
 def test_beam_search_cli_with_timestamps_on_real_files(tmp_path):
     paths = []
     for i, k in enumerate(["147", "2580#"]):

@@ -177,6 +177,7 @@ def test_frame_accuracy_accumulates():
     assert (acc.correct, acc.total) == (3, 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["phoenix", "breakfast"])
 def test_layouts_train_and_evaluate_through_the_cli(tmp_path, layout):
     """The user's route: layout -> manifest -> `crnn train` -> `crnn eval` (label WER, frame accuracy)."""
