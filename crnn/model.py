@@ -102,6 +102,8 @@ def create_model(name: str = "tiny", vocab_size: int = 0, **overrides: Any) -> C
     preset = copy.deepcopy(PRESETS[name])
     cfg_fields = set(ModelConfig.__dataclass_fields__)
     frontend_args = preset.pop("frontend_args", {})
+    if overrides.get("frontend", preset.get("frontend")) != preset.get("frontend"):
+        frontend_args = {}  # the preset's frontend settings belong to its own frontend
     frontend_args.update(overrides.pop("frontend_args", {}) or {})
     for key, value in overrides.items():
         if key in cfg_fields:
