@@ -38,13 +38,19 @@ def test_nemo_rows_as_they_are(tmp_path):
     assert "audio_filepath" not in out[0]
 
 
+def public(rows):
+    """Rows without the reader's bookkeeping (``_where``: file and line for reports)."""
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+
+
 @pytest.mark.parametrize("ext,sep", [("csv", ","), ("tsv", "\t")])
 def test_delimited_with_header(tmp_path, ext, sep):
     (tmp_path / f"m.{ext}").write_text(
         sep.join(["path", "text", "duration"]) + "\n" + sep.join(["a.wav", "hi, you" if sep == "\t" else '"hi, you"',
                                                                   "2.0"]) + "\n")
     rows = read_manifest(tmp_path / f"m.{ext}")
-    assert rows == [{"path": str(tmp_path / "a.wav"), "text": "hi, you", "duration": 2.0}]
+    assert public(rows) == [{"path": str(tmp_path / "a.wav"), "text": "hi, you", "duration": 2.0}]
+    assert rows[0]["_where"] == f"{tmp_path / f'm.{ext}'}:2"  # reports name the file and line
 
 
 @pytest.mark.parametrize("content,line,what", [
@@ -81,7 +87,7 @@ def test_write_then_read_roundtrip(tmp_path):
     write_manifest(tmp_path / "data" / "m.jsonl", rows)
     stored = [json.loads(line) for line in (tmp_path / "data" / "m.jsonl").read_text().splitlines()]
     assert stored[0]["path"] == "a.flac"  # relative: the folder can move as a whole
-    assert read_manifest(tmp_path / "data" / "m.jsonl") == rows
+    assert public(read_manifest(tmp_path / "data" / "m.jsonl")) == rows
 
 
 def make_librispeech(root: Path) -> dict[str, list[str]]:
@@ -135,3 +141,32 @@ def test_librispeech_prepare_script(tmp_path):
     assert [x["id"] for x in train] == ids["train-clean-100"] and [x["id"] for x in dev] == ["84-121-0000"]
     assert [x["duration"] for x in train] == [0.1, 0.2, 0.1]
     assert all(Path(x["path"]).is_file() for x in train + dev)
+
+
+def test_write_manifest_takes_relative_paths_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "audio").mkdir(parents=True)
+    (tmp_path / "data" / "audio" / "a.wav").write_bytes(b"x")
+    write_manifest("data/train.jsonl", [{"path": "data/audio/a.wav", "text": "one"}])
+    assert json.loads((tmp_path / "data" / "train.jsonl").read_text())["path"] == "audio/a.wav"
+    row = read_manifest("data/train.jsonl")[0]
+    assert row["path"] == str(tmp_path / "data" / "audio" / "a.wav") and "_where" not in json.dumps(
+        json.loads((tmp_path / "data" / "train.jsonl").read_text()))
+
+
+def test_prescan_names_file_and_line_reports_duplicates_and_rare_symbols(tmp_path):
+    from cli_helpers import tiny_model
+    from crnn.data.build import make_tokenizer, prescan, rare_symbols
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF0000")
+    lines = [{"path": "a.wav", "text": "one two"}, {"path": "gone.wav", "text": "one"},
+             {"path": "a.wav", "text": "one two"}, {"path": "a.wav", "text": "two one"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    rows = read_manifest(tmp_path / "m.jsonl")
+    tok = make_tokenizer([r["text"] for r in rows], "audio")
+    kept, skipped = prescan(rows, tok, tiny_model(len(tok)))
+    assert len(kept) == 2
+    assert skipped[0] == f"{tmp_path / 'm.jsonl'}:2: {tmp_path / 'gone.wav'}: no such file"
+    assert skipped[1] == f"{tmp_path / 'm.jsonl'}:3: duplicate of {tmp_path / 'm.jsonl'}:1"
+    counts = rare_symbols(tok, ["one one one", "two"])
+    assert counts["t"] == 1 and counts["w"] == 1 and "o" not in counts and "n" not in counts

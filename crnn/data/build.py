@@ -162,9 +162,15 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any) -> tuple[list[di
     from crnn.ctc import ctc_min_frames
 
     keep, skipped = [], []
+    seen: dict[tuple, str] = {}
     sr = int(model.cfg.frontend_args.get("sample_rate", 16000)) if model.modality == "audio" else None
     for i, row in enumerate(rows):
-        where = row.get("where") or f"{row['path']} (item {i + 1})"
+        where = row.get("_where") or f"{row['path']} (item {i + 1})"
+        key = (row["path"], row.get("offset"), row.get("duration"), row["text"])
+        if key in seen:
+            skipped.append(f"{where}: duplicate of {seen[key]}")
+            continue
+        seen[key] = where
         problem = file_problem(row["path"])
         if problem:
             skipped.append(f"{where}: {row['path']}: {problem}")
@@ -194,6 +200,24 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any) -> tuple[list[di
                 continue
         keep.append(row)
     return keep, skipped
+
+
+def rare_symbols(tokenizer: Tokenizer, texts: list[str], min_count: int = 3) -> dict[str, int]:
+    """Output classes seen fewer than ``min_count`` times in the training transcripts (symbol -> count):
+    a model cannot learn them, and they are often typos or stray characters."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for text in texts:
+        try:
+            counts.update(tokenizer.encode(text))
+        except UnknownSymbolError:
+            continue
+    rare = {}
+    for i in range(1, len(tokenizer)):
+        if counts[i] < min_count:
+            rare[tokenizer.decode([i]) or f"<id {i}>"] = counts[i]
+    return rare
 
 
 def check_bad_fraction(bad: int, total: int, max_fraction: float, what: str, examples: list[str]) -> None:

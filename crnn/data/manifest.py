@@ -64,6 +64,7 @@ def normalize_row(raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]
             raise ManifestError(f"{where}: {key!r} must be a number of seconds, got {row[key]!r}") from None
         if not (row[key] >= 0 and row[key] != float("inf")) or (key == "duration" and "offset" in row and row[key] == 0):
             raise ManifestError(f"{where}: {key!r} must be a finite number of seconds >= 0, got {row[key]!r}")
+    row["_where"] = where  # "file:line" for reports about this row (never written back)
     return row
 
 
@@ -222,7 +223,7 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[dict[str, Any]], rela
         path: output ``.jsonl`` file; parent folders are created.
         rows: dicts with at least ``path`` and ``text``.
         relative: store paths relative to the manifest's folder so the data folder can be moved
-            as a whole. (Default: True)
+            as a whole; relative row paths are taken from the working directory first. (Default: True)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,8 +231,8 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[dict[str, Any]], rela
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            row = dict(row)
-            if relative and os.path.isabs(row["path"]):
-                row["path"] = os.path.relpath(row["path"], base)
+            row = {k: v for k, v in row.items() if not k.startswith("_")}
+            if relative:  # a relative row path means "from here" (the working directory), as a shell reads it
+                row["path"] = os.path.relpath(os.path.abspath(row["path"]), base)
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(tmp, path)

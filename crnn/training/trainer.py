@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from crnn.data.build import (DataBundle, DataError, build_builtin, check_bad_fraction, data_modality,
-                             make_tokenizer, manifest_data, read_rows, resolve_preset)
+                             make_tokenizer, manifest_data, rare_symbols, read_rows, resolve_preset)
 from crnn.data.collate import Batch, collate
 from crnn.data.video_augment import clip_augment_for
 from crnn.model import CRNN, create_model
@@ -215,7 +215,13 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
     """A fresh model of the chosen preset, with the data's vocabulary attached as ``model.tokenizer``."""
     preset = resolve_preset(cfg.model, cfg.task, modality, rows is not None)
     if rows is not None:
-        tokenizer = make_tokenizer([r["text"] for r in rows], modality, cfg.text_norm, cfg.units, cfg.bpe_size)
+        texts = [r["text"] for r in rows]
+        tokenizer = make_tokenizer(texts, modality, cfg.text_norm, cfg.units, cfg.bpe_size)
+        rare = rare_symbols(tokenizer, texts)
+        if rare and dist_utils.is_main():
+            shown = ", ".join(f"{s!r} ({n}x)" for s, n in list(rare.items())[:20])
+            print(f"warning: {cfg.train_manifest}: {len(rare)} output class(es) seen fewer than 3 times in the "
+                  f"training transcripts: {shown}", file=sys.stderr)
     elif cfg.units != "char" or cfg.text_norm != "auto":
         raise ValueError("--units and --text-norm need --train-manifest (built-in tasks have fixed vocabularies)")
     else:
