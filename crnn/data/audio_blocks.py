@@ -11,9 +11,9 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
-from crnn.data.audio import AudioReadError, read_audio
+from crnn.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioReadError, read_audio, resample, wav_shortfall
+from crnn.data.files import regular_file_problem
 
 
 class AudioSource:
@@ -81,11 +81,14 @@ class SoundFileSource(AudioSource):
 
     def _read(self, a: int, b: int) -> np.ndarray:
         try:
-            with sf.SoundFile(self.name) as f:
+            with sf.SoundFile(os.fsencode(self.name)) as f:  # bytes: names that are not valid UTF-8 too
                 f.seek(a)
                 data = f.read(b - a, dtype="float32", always_2d=True)  # (S, C)
         except (sf.LibsndfileError, RuntimeError) as e:
             raise AudioReadError(self.name, f"corrupt or truncated audio file (soundfile: {e})") from None
+        if data.shape[0] < b - a:  # the header promised more than the file holds
+            raise AudioReadError(self.name, f"truncated: the header declares {self.num_samples / self.sample_rate:.2f} s, "
+                                            f"the data ends at {(a + data.shape[0]) / self.sample_rate:.2f} s")
         return data.mean(axis=1)
 
 
@@ -95,18 +98,26 @@ def open_audio(path: str | os.PathLike, sample_rate: int) -> AudioSource:
     Raises:
         AudioReadError: naming the file and the reason (the same checks as ``read_audio``).
     """
-    path = str(path)
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-        try:
-            info = sf.info(path)
-            if info.frames > 0:
-                return SoundFileSource(path, info)
-        except (sf.LibsndfileError, RuntimeError, TypeError):
-            pass
+    path = os.fsdecode(path)
+    problem = regular_file_problem(path)  # missing, FIFO, device, permission ... refused before opening
+    if problem:
+        raise AudioReadError(path, problem)
+    short = wav_shortfall(os.fsencode(path))
+    if short:
+        raise AudioReadError(path, short)
+    try:
+        info = sf.info(os.fsencode(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        info = None
+    if info is not None and info.frames > 0:
+        if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+            raise AudioReadError(path, f"implausible sample rate {info.samplerate} Hz in the header "
+                                       f"(accepted: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+        return SoundFileSource(path, info)
     return ArraySource(read_audio(path, sample_rate), sample_rate, name=path)
 
 
 def to_model_rate(samples: np.ndarray, sample_rate: int, target: int) -> torch.Tensor:
     """(S,) samples at ``sample_rate`` -> (S',) float32 tensor at ``target``."""
     wav = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    return wav if sample_rate == target else AF.resample(wav, sample_rate, target)
+    return resample(wav, sample_rate, target)
