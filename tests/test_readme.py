@@ -41,7 +41,15 @@ def workdir(tmp_path_factory) -> Path:
     _save(root / "runs/digits/best.pt", "tiny", speech_tokenizer([" ".join(DIGITS)]), sample_rate=16000,
           hidden_size=16, num_layers=1)
     _save(root / "runs/actions/best.pt", "video_tiny", actions_tokenizer())
+    from crnn.cli.demo import write_samples
+    from crnn.export import export_onnx
+
+    write_samples(root / "runs/demo/samples", 2, seed=1)  # what `crnn demo` writes beside its model
+    export_onnx(crnn.load_model(root / "runs/demo/best.pt"), root / "model.onnx")  # `crnn export`
     rng = np.random.default_rng(0)
+    pause = np.zeros(8000, np.float32)
+    keys = [sf.read(p, dtype="float32")[0] for p in sorted((root / "runs/demo/samples").glob("*_8k.wav"))]
+    sf.write(root / "long.wav", np.concatenate([pause] + [k for _ in range(12) for k in (keys[0], pause)]), 8000)
     sf.write(root / "a.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
     sf.write(root / "b.flac", (0.1 * rng.standard_normal(12000)).astype(np.float32), 16000)
     (root / "words.txt").write_text("\n".join(DIGITS) + "\n")

@@ -211,48 +211,79 @@ def test_unusable_validation_set_is_an_error_before_training(tmp_path, dtmf_mani
 
 
 # -- kill -9 at any moment --------------------------------------------------------------------------
-SLOW_SAVE_PLUGIN = '''
-import time, torch
-_save = torch.save
-def slow_save(obj, f, *a, **k):  # widen the window in which a kill lands inside a checkpoint write
+KILL_PLUGIN = '''
+import os, signal, torch
+import crnn.training.trainer as trainer
+
+# KILL_AT="save:N" dies during the N-th checkpoint write (temp file written, not renamed),
+# "partial:N" half-way through writing it, "step:N" in the middle of the N-th training step.
+kind, _, n = os.environ.get("KILL_AT", "").partition(":")
+n = int(n or 0)
+count = {"save": 0, "step": 0}
+_save, _step = torch.save, trainer.train_step
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)  # what kill -9 does: no cleanup of any kind runs
+
+def save(obj, f, *a, **k):
+    count["save"] += 1
+    if kind == "partial" and count["save"] == n:
+        f.write(b"half a checkpoint")
+        f.flush()
+        die()
     _save(obj, f, *a, **k)
-    time.sleep(0.4)
-torch.save = slow_save
+    if kind == "save" and count["save"] == n:
+        die()
+
+def step(*a, **k):
+    count["step"] += 1
+    if kind == "step" and count["step"] == n:
+        die()
+    return _step(*a, **k)
+
+torch.save, trainer.train_step = save, step
 '''
 
 
 def test_kill_at_random_moments_never_loses_the_model(tmp_path):
     from cli_helpers import TINY, run_cli
 
-    plugin = tmp_path / "slow_save.py"
-    plugin.write_text(SLOW_SAVE_PLUGIN)
+    plugin = tmp_path / "killer.py"
+    plugin.write_text(KILL_PLUGIN)
+
+    def run(out, kill_at=""):
+        cmd = [sys.executable, "-m", "crnn", "train", "--out", str(out), "--train-size", "32", "--val-size", "8",
+               "--epochs", "4", "--batch-size", "8", "--warmup-steps", "2", "--resume", "auto", "--plugin",
+               str(plugin), *TINY]
+        env = dict(os.environ, OMP_NUM_THREADS="1", KILL_AT=kill_at)
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    ref = run(tmp_path / "ref")  # uninterrupted: the step count to match
+    assert ref.returncode == 0, ref.stderr
+    ref_steps = read_checkpoint(tmp_path / "ref" / "last.pt")["train_state"]["step"]
+
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "crnn", "train", "--out", str(out), "--train-size", "32", "--val-size", "8",
-            "--epochs", "4", "--batch-size", "8", "--warmup-steps", "2", "--resume", "auto", "--plugin", str(plugin),
-            *TINY]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     rng = np.random.default_rng(0)
+    kinds = ["save", "partial", "step", "save", "partial", "step"]
+    rng.shuffle(kinds)
     kills = 0
-    for attempt in range(5):  # four runs killed at random moments, then one left to finish
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            proc.wait(timeout=float(rng.uniform(3.0, 12.0)) if attempt < 4 else 600)
-        except subprocess.TimeoutExpired:
-            proc.kill()  # SIGKILL: no cleanup runs
-            proc.wait()
-            kills += 1
-            for p in out.glob("*.pt"):
-                read_checkpoint(p)  # never torn
-            if (out / "last.pt").exists():
-                assert (out / "best.pt").exists()  # last.pt never names a best.pt that is not there
-            continue
-        assert proc.returncode == 0, proc.stderr.read()
-        break
+    for kind in kinds:  # each run dies at a random moment of its own; the next resumes
+        n = int(rng.integers(1, 3)) if kind != "step" else int(rng.integers(1, 7))
+        r = run(out, f"{kind}:{n}")
+        if r.returncode == 0:  # it finished before that moment came
+            break
+        assert r.returncode == -9, (kind, n, r.returncode, r.stderr[-2000:])
+        kills += 1
+        for p in out.glob("*.pt"):
+            read_checkpoint(p)  # never torn
+        if (out / "last.pt").exists():
+            assert (out / "best.pt").exists()  # last.pt never names a best.pt that is not there
     else:
-        pytest.fail("training never finished")
-    assert kills >= 2
+        r = run(out)  # the last one is left to finish
+    assert r.returncode == 0, r.stderr
+    assert kills >= 3
     last = read_checkpoint(out / "last.pt")["train_state"]
-    assert last["epoch"] == 4 and last["step"] == 4 * 4  # the same steps as an uninterrupted run
+    assert last["epoch"] == 4 and last["step"] == ref_steps == 4 * 4  # as many steps as uninterrupted
     rows = (out / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
     assert read_checkpoint(out / "best.pt") and not list(out.glob("*.tmp")) and not (out / ".lock").exists()

@@ -9,7 +9,7 @@ import torch
 from crnn.data.dtmf import write_dtmf_dataset
 from crnn.training import TrainConfig, train
 
-from cli_helpers import tiny_train_config as quiet
+from cli_helpers import TINY_MODEL, tiny_train_config as quiet
 
 pytestmark = pytest.mark.slow  # every test here trains
 
@@ -32,7 +32,7 @@ def test_bad_files_and_impossible_labels_are_skipped_not_fatal(dtmf_manifest, tm
     summary = train(quiet(out=str(tmp_path), train_manifest=str(bad_manifest), val_manifest=str(manifest),
                           epochs=1))
     err = capsys.readouterr().err
-    assert "label needs 799 frames under CTC" in err and "item 14" in err   # reported before training (1-based)
+    assert "label needs 799 frames under CTC" in err and "with_bad.jsonl:14:" in err   # reported before training, by file and line
     assert "corrupt.wav" in err and "skipped 1 unreadable" in err
     assert (tmp_path / "best.pt").is_file()
     row = next(csv.DictReader(open(tmp_path / "log.csv")))

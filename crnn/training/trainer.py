@@ -53,7 +53,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     resume_path = resume_checkpoint_path(cfg, out)
     lock: RunLock | None = None
     if main:
-        lock = claim_run_dir(out, resume=resume_path is not None, overwrite=cfg.overwrite)
+        # --resume (even "auto" before a first checkpoint exists) continues whatever the folder holds
+        lock = claim_run_dir(out, resume=bool(cfg.resume), overwrite=cfg.overwrite)
     try:
         result = _train(cfg, device, world, rank, out, resume_path)
         result["rank"] = rank
