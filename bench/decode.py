@@ -37,7 +37,8 @@ import torch
 
 from crnn.tokenizer import Tokenizer
 from crnn.decoding import DecodeOptions, Decoder
-from crnn.decoding.lm import build_kneser_ney, write_arpa
+from crnn.decoding.lm import write_arpa
+from crnn.decoding.lm_build import build_kneser_ney
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 TOKENIZER = Tokenizer([" ", "'"] + list(LETTERS), kind="char")  # 29 classes with the blank

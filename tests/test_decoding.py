@@ -13,7 +13,8 @@ import torch
 from crnn.tokenizer import Tokenizer
 from crnn.cli.decode_args import add_decode_args, options_from_args
 from crnn.decoding import DecodeOptions, Decoder, ctc_beam_search, ctc_greedy, format_ctm
-from crnn.decoding.lm import build_kneser_ney, write_arpa
+from crnn.decoding.lm import write_arpa
+from crnn.decoding.lm_build import build_kneser_ney
 
 
 # -- helpers -----------------------------------------------------------------------------------

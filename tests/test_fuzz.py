@@ -187,7 +187,8 @@ LABELS = Tokenizer(["walk", "run", "jump", "sit"], kind="label")
 
 
 def _arpa(folder: Path) -> Path:
-    from crnn.decoding.lm import build_kneser_ney, write_arpa
+    from crnn.decoding.lm import write_arpa
+    from crnn.decoding.lm_build import build_kneser_ney
 
     lm = build_kneser_ney([s.split() for s in ["one two three", "two three four", "one three"]], order=3)
     path = folder / "valid.arpa"

@@ -7,9 +7,8 @@ import sys
 import pytest
 import torch
 
-from crnn.decoding.lm import (
-    BOS, EOS, SPACE, UNK, ArpaFormatError, TensorLM, build_kneser_ney, read_arpa, sentences_from_text, write_arpa,
-)
+from crnn.decoding.lm import BOS, EOS, SPACE, UNK, ArpaFormatError, TensorLM, read_arpa, write_arpa
+from crnn.decoding.lm_build import build_kneser_ney, sentences_from_text
 
 TEXT = [
     "the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ate the rat",

@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from cli_helpers import TINY, run_cli
 from crnn.data.dtmf import write_dtmf_dataset

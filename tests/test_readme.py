@@ -53,7 +53,8 @@ def workdir(tmp_path_factory) -> Path:
     sf.write(root / "a.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
     sf.write(root / "b.flac", (0.1 * rng.standard_normal(12000)).astype(np.float32), 16000)
     (root / "words.txt").write_text("\n".join(DIGITS) + "\n")
-    from crnn.decoding.lm import build_kneser_ney, write_arpa
+    from crnn.decoding.lm import write_arpa
+    from crnn.decoding.lm_build import build_kneser_ney
 
     with open(root / "lm.arpa", "w", encoding="utf-8") as f:
         write_arpa(build_kneser_ney([["one", "two", "three"], ["seven", "eight", "nine"]], order=2), f)

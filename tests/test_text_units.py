@@ -11,7 +11,8 @@ from cli_helpers import TINY, run_cli
 from corpus_fixtures import SR, audiofolder, utterances
 
 from crnn.decoding import Decoder, DecodeOptions
-from crnn.decoding.lm import build_kneser_ney, write_arpa
+from crnn.decoding.lm import write_arpa
+from crnn.decoding.lm_build import build_kneser_ney
 from crnn.tokenizer import SubwordTokenizer, Tokenizer, UnknownSymbolError, build_tokenizer, normalize_text
 
 GERMAN = ["Grüße aus München!", "Der Fuß ist groß.", "Äpfel, Öl und Übermut"]

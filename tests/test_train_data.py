@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from crnn.data.dtmf import write_dtmf_dataset
-from crnn.training import TrainConfig, train
+from crnn.training import train
 
 from cli_helpers import TINY_MODEL, tiny_train_config as quiet
 

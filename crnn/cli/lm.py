@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crnn.decoding.lm import build_kneser_ney, sentences_from_text, write_arpa
+    from crnn.decoding.lm import write_arpa
+    from crnn.decoding.lm_build import build_kneser_ney, sentences_from_text
 
     path = Path(args.text)
     try:

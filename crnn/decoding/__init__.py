@@ -2,7 +2,8 @@
 from crnn.decoding.hypothesis import Hypothesis
 from crnn.decoding.greedy import ctc_greedy
 from crnn.decoding.beam import ctc_beam_search
-from crnn.decoding.lm import NGramLM, TensorLM, build_kneser_ney, read_arpa, write_arpa
+from crnn.decoding.lm import NGramLM, TensorLM, read_arpa, write_arpa
+from crnn.decoding.lm_build import build_kneser_ney
 from crnn.decoding.decoder import DecodeOptions, Decoder
 from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.words import format_ctm, hypothesis_words

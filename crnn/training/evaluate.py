@@ -5,7 +5,6 @@ error (``EmptyMetricError``), never 0 %.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
