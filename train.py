@@ -5,7 +5,7 @@
 """
 import sys
 
-from crnn.cli.train import get_args_parser, main
+from crnn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -8,7 +8,12 @@ from __future__ import annotations
 import argparse
 import codecs
 import importlib
+import os
 import sys
+
+# What a command may raise on bad input (the library's error types derive from these): reported as one
+# `error: ...` line with exit status 1. CRNN_TRACEBACK=1 shows the traceback instead.
+EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, KeyError)
 
 # Sub-command modules under crnn.cli, in the order ``crnn --help`` lists them.
 COMMANDS = ["demo", "train", "decode", "eval", "synth", "lm", "compare", "export", "info"]
@@ -57,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `crnn decode ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except EXPECTED_ERRORS as e:
+        if os.environ.get("CRNN_TRACEBACK"):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from crnn.cli.clip_augment_args import add_clip_augment_args, clip_augment_from_args
 from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, parse_key_values,
@@ -133,14 +132,7 @@ def main(args: argparse.Namespace) -> int:
     from crnn.training import train
 
     load_plugins(args.plugin)
-    try:
-        summary = train(config_from_args(args))
-    except KeyError as e:
-        print(f"error: {e.args[0]}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    summary = train(config_from_args(args))  # expected failures become `error: ...` lines in crnn.cli.main
     if summary.get("rank", 0) != 0:  # under torchrun only rank 0 reports
         return 0
     if summary["best"] is None:
