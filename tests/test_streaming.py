@@ -124,3 +124,15 @@ def test_decode_cli_streams_files_and_stdin(tmp_path):
     bi.tokenizer = model.tokenizer
     r = run_cli("decode", "--checkpoint", save_checkpoint(tmp_path / "bi.pt", bi, {}), wavs[0], "--stream")
     assert r.returncode == 2 and "--unidirectional" in r.stderr
+
+    # a closed standard input is an error naming it, not a traceback
+    r = subprocess.run([sys.executable, "-m", "crnn", "decode", "--checkpoint", str(ckpt), "-", "--stream",
+                        "--device", "cpu"], capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       cwd=ROOT, env=env, timeout=300, preexec_fn=lambda: os.close(0))
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "error: -: standard input is closed" in err and "Traceback" not in err, err
+    # option values out of range are usage errors
+    for flag, value in (("--chunk-ms", "0"), ("--chunk-ms", "nan"), ("--batch-size", "0"), ("--workers", "-1"),
+                        ("--blank-skip", "0"), ("--alpha", "nan"), ("--token-prune", "0")):
+        r = run_cli("decode", "--checkpoint", ckpt, wavs[0], flag, value)
+        assert r.returncode == 2 and f"argument {flag}" in r.stderr and "Traceback" not in r.stderr, (flag, r.stderr)
