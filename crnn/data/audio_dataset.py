@@ -1,9 +1,7 @@
 """Speech dataset over manifest rows: file -> mono waveform at the model's rate -> token ids.
 
-Normalisation policy for speech transcripts (``speech_tokenizer``): Unicode NFKC, lower case, keep
-only ``a-z``, the apostrophe and the space; every other character (digits, punctuation, accents that
-NFKC does not fold) is dropped and whitespace is collapsed. "Don't STOP, 2 go!" -> "don't stop go".
-Spell numbers out in transcripts if they matter.
+Transcript policies live in ``crnn.tokenizer`` (``--text-norm``); ``speech_tokenizer`` names the
+``english`` one: Unicode NFKC, lower case, keep only ``a-z``, the apostrophe and the space.
 """
 from __future__ import annotations
 
@@ -16,12 +14,11 @@ from crnn.data.audio import AudioReadError, audio_duration, read_audio
 from crnn.data.collate import BadSample
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
-SPEECH_KEEP = "a-z' "  # regex character class of the characters speech transcripts keep
-
-
 def speech_tokenizer(transcripts: Sequence[str]) -> Tokenizer:
-    """Character vocabulary built from training transcripts under the speech normalisation policy."""
-    return Tokenizer.build(transcripts, kind="char", lowercase=True, keep=SPEECH_KEEP)
+    """Character vocabulary of English speech transcripts (the ``english`` text policy)."""
+    from crnn.tokenizer import build_tokenizer
+
+    return build_tokenizer(transcripts, "char", "english")
 
 
 def stretch_of(row: dict[str, Any]) -> tuple[float | None, float | None]:
