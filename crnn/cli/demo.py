@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from crnn.cli.common import positive_float, positive_int
+
 # The default DTMF run: tuned to reach a low validation CER on a 2-core CPU in well under 10 minutes.
 DTMF_DEFAULTS = dict(model="tiny", train_size=2000, val_size=200, epochs=8, batch_size=32, lr=5e-3, warmup_steps=100)
 
@@ -65,9 +67,9 @@ def register(subparsers) -> None:
                               description=__doc__)
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--device", default="auto")
-    p.add_argument("--minutes", type=float, default=9.0, help="training time budget")
-    p.add_argument("--epochs", type=int, help=f"epochs (default {DTMF_DEFAULTS['epochs']})")
-    p.add_argument("--files", type=int, default=6, help="files to write and decode")
+    p.add_argument("--minutes", type=positive_float, default=9.0, help="training time budget")
+    p.add_argument("--epochs", type=positive_int, help=f"epochs (default {DTMF_DEFAULTS['epochs']})")
+    p.add_argument("--files", type=positive_int, default=6, help="files to write and decode")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strict", action="store_true", help="exit 1 unless every file decodes exactly")
     p.set_defaults(func=main)
