@@ -124,3 +124,8 @@ def test_cli_output_errors(tmp_path):
     assert r.returncode == 2 and "error: --format needs --output-dir" in r.stderr
     r = run_cli("decode", "--checkpoint", CKPT, tmp_path / "good.wav", "--output-dir", tmp_path, "--format", "pdf")
     assert r.returncode == 2 and "error: unknown output format(s) pdf" in r.stderr
+    # an output folder that cannot be written (here a file stands in its way): that input fails, named
+    (tmp_path / "taken").write_text("a file, not a folder")
+    r = run_cli("decode", "--checkpoint", CKPT, tmp_path / "good.wav", "--output-dir", tmp_path / "taken" / "o",
+                "--format", "srt,txt")
+    assert r.returncode == 1 and "cannot write output" in r.stderr and "Traceback" not in r.stderr, r.stderr
