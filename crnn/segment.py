@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crnn.decoding.hypothesis import Hypothesis
+from crnn.decoding.words import word_token_groups
 from crnn.tokenizer import Tokenizer
 
 FRAME_SECONDS = 0.025  # energy frame length
@@ -254,20 +255,6 @@ def fixed_windows(duration: float, length: float, overlap: float) -> list[Segmen
 
 
 # -- stitching ----------------------------------------------------------------------------------------
-def word_token_groups(hyp: Hypothesis, tokenizer: Tokenizer) -> list[list[int]]:
-    """Token indices of each word of ``hyp`` (the grouping ``hypothesis_words`` uses; one per label)."""
-    sep = tokenizer.word_separator
-    groups: list[list[int]] = [[]]
-    for i, t in enumerate(hyp.tokens):
-        if tokenizer.kind == "label":
-            groups.append([i])
-        elif t == sep:
-            groups.append([])
-        else:
-            groups[-1].append(i)
-    return [g for g in groups if g]
-
-
 def stitch(pieces: list[tuple[Segment, Hypothesis]], tokenizer: Tokenizer, frame_shift: float) -> Hypothesis:
     """Join segment hypotheses into one hypothesis in the file's time.
 
@@ -286,7 +273,7 @@ def stitch(pieces: list[tuple[Segment, Hypothesis]], tokenizer: Tokenizer, frame
         averages the kept tokens'. Without a word separator, each segment's kept tokens form one word.
     """
     sep = tokenizer.word_separator
-    by_word = tokenizer.kind == "label" or sep is not None
+    by_word = tokenizer.kind == "label" or sep is not None or bool(tokenizer.word_starts)
     tokens: list[int] = []
     spans: list[tuple[int, int]] = []
     confs: list[float] = []

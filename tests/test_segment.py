@@ -182,3 +182,20 @@ def test_label_and_separator_free_vocabularies_stitch_per_unit():
     out = stitch([(Segment(0, 5), h1), (Segment(30, 35), h2)], keys, SHIFT)
     assert out.text == "123" and [w["word"] for w in out.words] == ["12", "3"]
     assert out.words[1]["start"] == pytest.approx(30.1)
+
+
+def test_stitching_keeps_subword_words_whole():
+    from crnn.tokenizer import build_tokenizer
+
+    texts = ["hello world", "good day", "hello good world", "a good day to you"] * 5
+    tok = build_tokenizer(texts, "char", "basic", "bpe", 30)
+
+    def piece(text, frame0=2):
+        ids = tok.encode(text)
+        spans = [(frame0 + 2 * k, frame0 + 2 * k) for k in range(len(ids))]
+        return Hypothesis(tokens=ids, score=-1.0, spans=spans, token_confidences=[0.9] * len(ids), confidence=0.9)
+
+    out = stitch([(Segment(0.0, 10.0), piece("hello world")), (Segment(10.0, 20.0), piece("good day"))], tok, 0.04)
+    assert out.text == "hello world good day"
+    assert [w["word"] for w in out.words] == ["hello", "world", "good", "day"]
+    assert out.words[2]["start"] >= 10.0 > out.words[1]["end"]  # the second segment's words in file time
