@@ -171,6 +171,62 @@ def _read_breakfast(transcript: Path) -> list:
     return breakfast_rows(root)
 
 
+def _kaldi_text(folder: Path) -> Path:
+    path = folder / "valid.text"
+    path.write_text("u1 one two\nu2 three four five\n")
+    return path
+
+
+def _read_kaldi(text: Path) -> list:
+    """A Kaldi data dir whose ``text`` is this file (``wav.scp`` valid)."""
+    root = text.parent / f"{text.name}.kaldi"
+    root.mkdir(exist_ok=True)
+    (root / "wav.scp").write_text("u1 a.wav\nu2 b.wav\n")
+    (root / "text").write_bytes(text.read_bytes())
+    return read_manifest(root, "kaldi")
+
+
+def _kaldi_segments(folder: Path) -> Path:
+    path = folder / "valid.segments"
+    path.write_text("u1 rec1 0.00 1.25\nu2 rec1 1.40 2.10\n")
+    return path
+
+
+def _read_kaldi_segments(segments: Path) -> list:
+    root = segments.parent / f"{segments.name}.kaldi"
+    root.mkdir(exist_ok=True)
+    (root / "wav.scp").write_text("rec1 long.wav\n")
+    (root / "text").write_text("u1 one two\nu2 three\n")
+    (root / "segments").write_bytes(segments.read_bytes())
+    return read_manifest(root, "kaldi")
+
+
+def _commonvoice(folder: Path) -> Path:
+    path = folder / "valid.tsv"
+    path.write_text("client_id\tpath\tsentence\tup_votes\nc1\ta.mp3\tOne two.\t2\nc2\tb.mp3\tThree\t1\n")
+    return path
+
+
+def _audiofolder(folder: Path) -> Path:
+    path = folder / "valid.metadata.csv"
+    path.write_text("file_name,transcription\na.wav,one two\nb.wav,three\n")
+    return path
+
+
+def _read_audiofolder(metadata: Path) -> list:
+    root = metadata.parent / f"{metadata.name}.audiofolder"
+    root.mkdir(exist_ok=True)
+    (root / "metadata.csv").write_bytes(metadata.read_bytes())
+    return read_manifest(root, "audiofolder")
+
+
+def _wenet(folder: Path) -> Path:
+    path = folder / "valid.data.list"
+    path.write_text('{"key": "u1", "wav": "a.wav", "txt": "one two"}\n'
+                    '{"key": "u2", "wav": "b.wav", "txt": "three", "start": 0.5, "end": 1.5}\n')
+    return path
+
+
 # Manifest layouts: (name, writer of a valid file, its reader). More corpus layouts go here.
 MANIFEST_KINDS: list[tuple[str, Callable[[Path], Path], Callable[[Path], list]]] = [
     ("jsonl", _jsonl, read_manifest),
@@ -180,6 +236,11 @@ MANIFEST_KINDS: list[tuple[str, Callable[[Path], Path], Callable[[Path], list]]]
     ("librispeech", _librispeech, read_transcripts),
     ("phoenix", _phoenix, _read_phoenix),
     ("breakfast", _breakfast_transcript, _read_breakfast),
+    ("kaldi_text", _kaldi_text, _read_kaldi),
+    ("kaldi_segments", _kaldi_segments, _read_kaldi_segments),
+    ("commonvoice", _commonvoice, lambda p: read_manifest(p, "commonvoice")),
+    ("audiofolder", _audiofolder, _read_audiofolder),
+    ("wenet", _wenet, lambda p: read_manifest(p, "wenet")),
 ]
 
 CHARS = Tokenizer(list("abcdefghijklmnopqrstuvwxyz' "), kind="char")

@@ -18,7 +18,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from crnn.data.errors import ManifestError
 
@@ -84,18 +84,26 @@ def utf8_lines(path: Path) -> list[str]:
     return lines
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
+def utf8_text(path: Path) -> io.StringIO:
+    """The whole file as a text stream (lines, ``readline``, csv), decoded by :func:`utf8_lines`."""
+    return io.StringIO("".join(utf8_lines(path)), newline="")
+
+
+def json_lines(path: Path) -> Iterator[tuple[str, Any]]:
+    """``("file:line", value)`` for each non-blank line of a JSON-lines file; a line that is not UTF-8
+    or not JSON raises ManifestError naming it."""
     for lineno, line in enumerate(utf8_lines(path), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
         try:
-            raw = json.loads(line)
+            yield where, json.loads(line)
         except json.JSONDecodeError as e:
             raise ManifestError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-        rows.append(normalize_row(raw, path.parent, where))
-    return rows
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [normalize_row(raw, path.parent, where) for where, raw in json_lines(path)]
 
 
 def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
+from crnn.data.manifest import utf8_text
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 TEXT_COLUMNS = ("transcription", "sentence", "text")
@@ -58,7 +59,7 @@ def read_audiofolder(folder: str | os.PathLike) -> list[dict[str, Any]]:
     if meta is None:
         raise ManifestError(f"{folder}: not a Hugging Face audiofolder (no metadata.csv or metadata.jsonl)")
     rows = []
-    with open(meta, encoding="utf-8", newline="") as f:
+    with utf8_text(meta) as f:
         if meta.suffix == ".jsonl":
             for lineno, line in enumerate(f, 1):
                 if not line.strip():

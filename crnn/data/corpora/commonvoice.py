@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
+from crnn.data.manifest import utf8_text
 
 
 def is_commonvoice_tsv(path: str | os.PathLike) -> bool:
@@ -33,7 +34,7 @@ def read_commonvoice_tsv(path: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(path)
     clips = path.parent / "clips"
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
+    with utf8_text(path) as f:
         header = f.readline().rstrip("\r\n").split("\t")
         if "path" not in header or "sentence" not in header:
             raise ManifestError(f"{path}:1: a Common Voice TSV needs 'path' and 'sentence' columns, got {header}")

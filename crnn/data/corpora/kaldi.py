@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from crnn.data.errors import ManifestError
+from crnn.data.manifest import utf8_text
 
 _ARK_OFFSET = re.compile(r"\.ark:\d+$")
 
@@ -34,7 +35,7 @@ def is_kaldi_dir(path: str | os.PathLike) -> bool:
 
 def _table(path: Path, min_fields: int) -> Iterator[tuple[str, list[str], int]]:
     """``(key, rest split in fields, line number)`` per non-blank line of a Kaldi table file."""
-    with open(path, encoding="utf-8") as f:
+    with utf8_text(path) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
@@ -57,7 +58,7 @@ def _resolve(path: str, folder: Path) -> str:
 def read_wav_scp(path: Path) -> dict[str, str]:
     """recording id -> absolute audio path. Refuses pipelines and archive offsets, naming the line."""
     recordings = {}
-    with open(path, encoding="utf-8") as f:
+    with utf8_text(path) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -112,7 +113,7 @@ def read_kaldi_dir(folder: str | os.PathLike) -> list[dict[str, Any]]:
 
     rows = []
     text_file = folder / "text"
-    with open(text_file, encoding="utf-8") as f:
+    with utf8_text(text_file) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
+from crnn.data.manifest import json_lines
 
 WENET_KEYS = ("key", "wav", "txt")
 
@@ -39,35 +40,27 @@ def read_wenet_list(path: str | os.PathLike) -> list[dict[str, Any]]:
     """
     path = Path(path)
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
+    for where, raw in json_lines(path):
+        if not isinstance(raw, dict) or any(k not in raw for k in WENET_KEYS):
+            raise ManifestError(f"{where}: a WeNet data.list line needs 'key', 'wav' and 'txt'")
+        wav = str(raw.pop("wav"))
+        if wav.endswith(".tar") or wav.endswith(".tar.gz"):
+            raise ManifestError(f"{where}: {wav} is a WeNet shard; list the audio files (raw format) instead")
+        p = Path(os.path.expanduser(wav))
+        row: dict[str, Any] = {"path": str(p if p.is_absolute() else (path.parent / p).resolve()),
+                               "text": raw.pop("txt"), "id": str(raw.pop("key"))}
+        if not isinstance(row["text"], str):
+            raise ManifestError(f"{where}: 'txt' must be a string")
+        start, end = raw.pop("start", None), raw.pop("end", None)
+        if start is not None:
             try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(raw, dict) or any(k not in raw for k in WENET_KEYS):
-                raise ManifestError(f"{where}: a WeNet data.list line needs 'key', 'wav' and 'txt'")
-            wav = str(raw.pop("wav"))
-            if wav.endswith(".tar") or wav.endswith(".tar.gz"):
-                raise ManifestError(f"{where}: {wav} is a WeNet shard; list the audio files (raw format) instead")
-            p = Path(os.path.expanduser(wav))
-            row: dict[str, Any] = {"path": str(p if p.is_absolute() else (path.parent / p).resolve()),
-                                   "text": raw.pop("txt"), "id": str(raw.pop("key"))}
-            if not isinstance(row["text"], str):
-                raise ManifestError(f"{where}: 'txt' must be a string")
-            start, end = raw.pop("start", None), raw.pop("end", None)
-            if start is not None:
-                try:
-                    row["offset"] = float(start)
-                    if end is not None:
-                        row["duration"] = float(end) - float(start)
-                except (TypeError, ValueError):
-                    raise ManifestError(f"{where}: 'start'/'end' must be seconds") from None
-                if row["offset"] < 0 or row.get("duration", 1.0) <= 0:
-                    raise ManifestError(f"{where}: bad stretch start {start} end {end}")
-            row.update(raw)
-            rows.append(row)
+                row["offset"] = float(start)
+                if end is not None:
+                    row["duration"] = float(end) - float(start)
+            except (TypeError, ValueError):
+                raise ManifestError(f"{where}: 'start'/'end' must be seconds") from None
+            if row["offset"] < 0 or row.get("duration", 1.0) <= 0:
+                raise ManifestError(f"{where}: bad stretch start {start} end {end}")
+        row.update(raw)
+        rows.append(row)
     return rows
