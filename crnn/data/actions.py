@@ -136,19 +136,9 @@ def _generate_basic_clip(rng: np.random.Generator, cfg: ActionsConfig) -> tuple[
                    rng.uniform(0, 2 * np.pi), PALETTE[rng.integers(len(PALETTE))].copy())
 
     n_actions = int(rng.integers(cfg.min_actions, cfg.max_actions + 1))
-    states, labels, actions = [], [], []  # per frame: (cx, cy, s, angle, inverted colour)
-    prev = None
-    for _ in range(n_actions):
-        n = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
-        plans = {a: _plan_action(a, actor, n, size, rng) for a in ACTIONS if a != prev}
-        choices = [a for a, p in plans.items() if p is not None]  # flash/still/rotate always fit
-        action = str(rng.choice(choices))
-        for k in range(n):
-            _step_action(actor, action, plans[action])
-            states.append((actor.cx, actor.cy, actor.s, actor.angle, action == "flash" and k % 2 == 0))
-            labels.append(ACTIONS.index(action))
-        actions.append(action)
-        prev = action
+    states, labels, actions = _perform(
+        actor, n_actions, rng, lambda: int(rng.integers(cfg.min_frames, cfg.max_frames + 1)),
+        lambda a, n: _plan_action(a, actor, n, size, rng))
     # Render all frames at once: (T, 1, 1) parameters broadcast against the (H, W) grid.
     cx, cy, s, angle, inverted = (np.asarray(v, dtype=np.float32)[:, None, None] for v in zip(*states))
     alpha = _shape_alpha(actor.kind, cx, cy, s, actor.aspect, angle, yy, xx)[:, None]  # (T, 1, H, W)
@@ -167,6 +157,28 @@ class RenderedClip:
     labels: np.ndarray        # int64 (T,) index into ACTIONS per frame
     fps: float
     look: "scenes.SceneLook | None" = None  # the varied look it was drawn with
+
+
+def _perform(actor: "_Actor", n_actions: int, rng: np.random.Generator, draw_frames, plan):
+    """Act out ``n_actions`` random actions, never one twice in a row (both looks share this).
+
+    ``draw_frames()`` gives an action's length in frames, ``plan(action, n)`` its motion plan (None where the
+    action does not fit the frame; flash, still and rotate always fit). Returns per-frame states
+    ``(cx, cy, s, angle, inverted colour)``, per-frame label ids and the action names.
+    """
+    states, labels, actions = [], [], []
+    prev = None
+    for _ in range(n_actions):
+        n = draw_frames()
+        plans = {a: plan(a, n) for a in ACTIONS if a != prev}
+        action = str(rng.choice([a for a, p in plans.items() if p is not None]))
+        for k in range(n):
+            _step_action(actor, action, plans[action])
+            states.append((actor.cx, actor.cy, actor.s, actor.angle, action == "flash" and k % 2 == 0))
+            labels.append(ACTIONS.index(action))
+        actions.append(action)
+        prev = action
+    return states, labels, actions
 
 
 def _step_action(actor: _Actor, action: str, step: float) -> None:
@@ -233,18 +245,9 @@ def _render_varied_clip(rng: np.random.Generator, cfg: ActionsConfig, held_out: 
     inverted = torch.cat([(255 - colour) * alpha, alpha[None]])
 
     n_actions = int(rng.integers(cfg.min_actions, cfg.max_actions + 1))
-    states, labels, actions = [], [], []  # per frame: (cx, cy, s, angle, inverted colour)
-    prev = None
-    for _ in range(n_actions):
-        n = max(2, int(round(int(rng.integers(cfg.min_frames, cfg.max_frames + 1)) / rate)))
-        plans = {a: _plan_varied(a, actor, n, h, w, unit, rate, rng) for a in ACTIONS if a != prev}
-        action = str(rng.choice([a for a, p in plans.items() if p is not None]))  # flash/still/rotate always fit
-        for k in range(n):
-            _step_action(actor, action, plans[action])
-            states.append((actor.cx, actor.cy, actor.s, actor.angle, action == "flash" and k % 2 == 0))
-            labels.append(ACTIONS.index(action))
-        actions.append(action)
-        prev = action
+    states, labels, actions = _perform(
+        actor, n_actions, rng, lambda: max(2, int(round(int(rng.integers(cfg.min_frames, cfg.max_frames + 1)) / rate))),
+        lambda a, n: _plan_varied(a, actor, n, h, w, unit, rate, rng))
     T = len(states)
     cx, cy, size, angle, flash = (np.asarray(v, dtype=np.float64) for v in zip(*states))
     dy, dx = scenes.camera_offsets(rng, T, look.shake)
