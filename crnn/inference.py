@@ -22,6 +22,7 @@ from crnn.data.collate import pad_stack
 from crnn.decoding import DecodeOptions, Decoder
 from crnn.decoding.hypothesis import Hypothesis
 from crnn.model import CRNN
+from crnn.runtime import release_freed_memory
 from crnn.segment import Segment, EnergyMeter, find_segments, fixed_windows, stitch
 
 
@@ -272,6 +273,7 @@ def transcribe_files(
                     if len(got) == it["n"]:
                         done[it["index"]] = _finish(model, it, parts.pop(it["index"]))
                 del x, x_lens, log_probs, lens, signals  # free this batch before the next one is built
+                release_freed_memory()  # else fragmentation makes the peak grow with the file's length
             while next_i in done:  # yield in input order
                 yield done.pop(next_i)
                 next_i += 1

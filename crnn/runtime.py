@@ -32,3 +32,29 @@ def cpu_threads(workers: int, processes: int = 1, requested: int | None = None) 
     if requested:
         return requested
     return max(1, available_cores() // max(processes, 1) - workers)
+
+
+_LIBC_TRIM = None
+
+
+def release_freed_memory() -> None:
+    """Give the heap memory freed so far back to the operating system (glibc's ``malloc_trim``; a no-op
+    elsewhere).
+
+    Decoding a long recording allocates and frees one batch of segments after another, each of a
+    different size; glibc keeps the freed pieces in its arenas, fragmented, so without a trim the resident
+    size creeps up with the number of batches (1.10 GiB after 60 minutes of audio instead of 0.88 GiB),
+    although nothing is held.
+    """
+    global _LIBC_TRIM
+    if _LIBC_TRIM is None:
+        _LIBC_TRIM = False
+        try:
+            import ctypes
+            import ctypes.util
+
+            _LIBC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc: musl, macOS, Windows
+            pass
+    if _LIBC_TRIM:
+        _LIBC_TRIM(0)
