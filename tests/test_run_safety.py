@@ -95,6 +95,30 @@ def test_resume_warns_without_optimizer_state_and_says_when_done(tmp_path, capsy
     assert "holds no optimizer state" in capsys.readouterr().err
 
 
+def test_init_from_starts_a_new_run_from_a_trained_model(tmp_path):
+    source = tmp_path / "source"
+    train(quiet(source, epochs=2, lr=1e-2))
+    trained = read_checkpoint(source / "best.pt")["state_dict"]
+    # lr 0: the new run changes nothing, so its model must be the source's trained one, not the seed's init
+    summary = train(quiet(tmp_path / "next", init_from=str(source / "best.pt"), lr=0.0))
+    assert summary["best"] == str(tmp_path / "next" / "best.pt")
+    state = read_checkpoint(tmp_path / "next" / "best.pt")
+    moved = [k for k, v in state["state_dict"].items()
+             if v.is_floating_point() and "running" not in k and not torch.equal(v, trained[k])]
+    assert not moved
+    fresh = train(quiet(tmp_path / "fresh", lr=0.0))
+    fresh_w = read_checkpoint(fresh["best"])["state_dict"]
+    assert any(not torch.equal(fresh_w[k], trained[k]) for k in trained if trained[k].is_floating_point())
+    assert state["train_state"]["epoch"] == 1  # epochs and schedule start afresh
+    with pytest.raises(ValueError, match=r"hidden_size=32 \(checkpoint: 16\)"):
+        train(quiet(tmp_path / "other", init_from=str(source / "best.pt"),
+                    model_args=dict(TINY_MODEL, hidden_size=32)))
+    with pytest.raises(ValueError, match="--init-from starts a new run"):
+        train(quiet(tmp_path / "both", init_from=str(source / "best.pt"), resume="auto"))
+    with pytest.raises(CheckpointError, match="missing.pt"):
+        train(quiet(tmp_path / "none", init_from=str(tmp_path / "missing.pt")))
+
+
 def test_best_is_only_ever_a_validated_model(tmp_path, dtmf_manifest):
     _, manifest = dtmf_manifest
     summary = train(quiet(tmp_path, train_manifest=str(manifest), epochs=2))  # no validation data

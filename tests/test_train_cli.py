@@ -178,3 +178,8 @@ def test_a_non_finite_step_is_skipped_counted_and_never_reaches_the_weights(tmp_
     # Adam's step counter skipped the bad update too: 4 batches per epoch, one skipped.
     steps = {int(s["step"]) for s in ckpt["train_state"]["optimizer"]["state"].values()}
     assert steps == {7}
+
+
+def test_init_from_and_resume_are_exclusive(tmp_path):
+    r = run_cli("train", "--out", tmp_path / "run", "--resume", "auto", "--init-from", tmp_path / "a.pt")
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr and "Traceback" not in r.stderr

@@ -74,7 +74,11 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     r.add_argument("--workers", type=non_negative_int, help="data loading workers (default 1 on CPU, 4 on CUDA)")
     r.add_argument("--threads", type=positive_int, help="CPU compute threads (default: cores left free by the workers)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT/last.pt when present")
+    start = r.add_mutually_exclusive_group()
+    start.add_argument("--resume", help="checkpoint to resume from, or 'auto' for OUT/last.pt when present")
+    start.add_argument("--init-from", metavar="CK",
+                       help="start a new run from this checkpoint's model (weights and units: fine-tuning, a "
+                            "curriculum's next stage); optimizer, schedule and epochs start afresh")
     r.add_argument("--overwrite", action="store_true", help="replace the run already in --out (else it is refused)")
     r.add_argument("--max-bad-fraction", type=fraction, default=0.5,
                    help="stop when more than this share of the data is unusable (default: %(default)s)")
@@ -123,7 +127,7 @@ def config_from_args(args: argparse.Namespace):
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),
-        resume=args.resume, overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
+        resume=args.resume, init_from=args.init_from, overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
     )
 

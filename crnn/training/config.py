@@ -38,6 +38,7 @@ class TrainConfig:
     augment: dict = field(default_factory=dict)  # waveform augmentation fields (AugmentConfig)
     clip_augment: dict = field(default_factory=dict)  # video clip augmentation fields (ClipAugmentConfig)
     resume: str | None = None            # checkpoint to resume from ("auto": OUT/last.pt if present)
+    init_from: str | None = None         # checkpoint whose model (weights, tokenizer) a new run starts from
     overwrite: bool = False              # replace a run already in OUT (else a new run there is refused)
     max_bad_fraction: float = 0.5        # stop when more of the data than this is unusable (pre-scan, epoch 1)
     log_every: int = 20                  # steps between log rows

@@ -80,6 +80,8 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
     if resume is not None:
         model = model_from_checkpoint(resume, source=str(resume_path))
         check_resume_flags(cfg, model, resume_path)
+    elif cfg.init_from:
+        model = initial_model(cfg, Path(cfg.init_from), main)
     else:
         model = new_model(cfg, modality, rows)
     if model.modality != modality:
@@ -97,8 +99,12 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
     else:
         bundle = build_builtin(cfg.task, cfg.train_size, cfg.val_size, cfg.seed,
                                model.cfg.frontend_args.get("sample_rate"), clip_aug, not clip_aug_on_device)
+    if cfg.init_from and bundle.tokenizer is not None and bundle.tokenizer.symbols != model.tokenizer.symbols:
+        raise DataError(f"{cfg.init_from}: the model's units ({len(model.tokenizer.symbols)}) are not this "
+                        f"task's ({len(bundle.tokenizer.symbols)}): start from a model of the same units")
     model.to(device)
-    if resume is None and model.modality == "audio" and model.cfg.frontend_args.get("normalize") == "global":
+    # Global statistics are part of a model started --init-from: its weights were trained on them.
+    if resume is None and not cfg.init_from and model.modality == "audio" and model.cfg.frontend_args.get("normalize") == "global":
         fit_global_stats(model, bundle, device)
     ddp_model: torch.nn.Module = model
     if world > 1:
@@ -233,14 +239,28 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
     return model
 
 
+def initial_model(cfg: TrainConfig, source: Path, main: bool) -> CRNN:
+    """The model of checkpoint ``source`` (weights, tokenizer, normalisation) for a new run (``--init-from``)."""
+    if cfg.resume:
+        raise ValueError("--init-from starts a new run and --resume continues one: give one of them")
+    checkpoint = read_checkpoint(source)
+    model = model_from_checkpoint(checkpoint, source=str(source))
+    check_resume_flags(cfg, model, source)
+    if main:
+        epoch = checkpoint.get("train_state", {}).get("epoch", "?")
+        print(f"starting from the model in {source} (epoch {epoch}); optimizer and schedule start afresh",
+              file=sys.stderr)
+    return model
+
+
 def check_resume_flags(cfg: TrainConfig, model: CRNN, source: Path) -> None:
-    """Flags that would change the model must agree with the checkpoint being resumed."""
+    """Flags that would change the model must agree with the checkpoint it continues (resume, init-from)."""
     stored = {**model.cfg.frontend_args, **{k: v for k, v in model.cfg.to_dict().items() if k != "frontend_args"}}
     conflicts = [f"{k}={v!r} (checkpoint: {stored.get(k)!r})" for k, v in cfg.model_args.items()
                  if k in stored and stored[k] != v]
     if conflicts:
-        raise ValueError(f"{source}: these flags change the model being resumed: {', '.join(conflicts)}; "
-                         f"drop them, or start a new run with another --out")
+        raise ValueError(f"{source}: these flags change the model it holds: {', '.join(conflicts)}; "
+                         f"drop them, or start a new model without it")
 
 
 def restore_optimizer(state: dict, optimizer, scheduler, scaler, source: Path, main: bool) -> None:
