@@ -169,6 +169,16 @@ class Tokenizer:
         """Token spellings of one word, canonical first (characters and labels have just one)."""
         return [self.encode(word)]
 
+    def spellings_many(self, words: Sequence[str], n: int = 1) -> list[list[list[int]] | None]:
+        """:meth:`spellings` of each word; None for a word this vocabulary cannot spell."""
+        out: list[list[list[int]] | None] = []
+        for word in words:
+            try:
+                out.append(self.spellings(word, n))
+            except UnknownSymbolError:
+                out.append(None)
+        return out
+
     def __len__(self) -> int:
         """Vocabulary size including the blank."""
         return len(self.symbols) + 1
@@ -268,20 +278,41 @@ class SubwordTokenizer(Tokenizer):
 
     def spellings(self, word: str, n: int = 8) -> list[list[int]]:
         """The canonical spelling of ``word`` and up to ``n - 1`` other segmentations sampled from the
-        model (a trained model may emit any of them); a fixed seed keeps this reproducible."""
+        model (a trained model may emit any of them); a fixed seed keeps this reproducible. Raises
+        UnknownSymbolError for a word with characters the model lacks."""
+        found = self.spellings_many([word], n)[0]
+        if found is None:
+            self.encode(word)  # raises, naming the characters
+        return found
+
+    def spellings_many(self, words: Sequence[str], n: int = 8) -> list[list[list[int]] | None]:
+        """:meth:`spellings` of many words, one SentencePiece call per word for all its samples (a
+        30,000-word lexicon takes seconds, not minutes); None for a word with characters the model lacks."""
         import sentencepiece as spm
 
-        canonical = self.encode(word)
-        found = {tuple(canonical)}
-        text = self.normalize(word)
-        spm.set_random_generator_seed(1234)
-        for _ in range(4 * (n - 1)):
-            if len(found) >= n:
-                break
-            ids = self.sp.encode(text, enable_sampling=True, alpha=0.1 if self.units == "bpe" else 0.5, nbest_size=-1)
-            if self.sp.unk_id() not in ids:
-                found.add(tuple(i + 1 for i in ids))
-        return [canonical] + [list(s) for s in found if list(s) != canonical]
+        texts = [self.normalize(w) for w in words]
+        canonical = self.sp.encode(texts, num_threads=1)
+        draws = 2 * (n - 1)  # samples per word: distinct segmentations get rarer with each draw
+        alpha = 0.1 if self.units == "bpe" else 0.5
+        unk = self.sp.unk_id()
+        out: list[list[list[int]] | None] = []
+        for text, ids in zip(texts, canonical):
+            if unk in ids:
+                out.append(None)
+                continue
+            sampled: list[list[int]] = []
+            if draws > 0 and text:
+                spm.set_random_generator_seed(1234)  # per word: its spellings do not depend on its neighbours
+                sampled = self.sp.encode([text] * draws, enable_sampling=True, alpha=alpha, nbest_size=-1,
+                                         num_threads=1)
+            found = {tuple(ids): None}  # a dict keeps the canonical spelling first
+            for alt in sampled:
+                if len(found) >= n:
+                    break
+                if unk not in alt:
+                    found.setdefault(tuple(alt))
+            out.append([[i + 1 for i in s] for s in found])
+        return out
 
     def __repr__(self) -> str:
         return f"SubwordTokenizer(units={self.units!r}, size={len(self)}, text_norm={self.text_norm!r})"

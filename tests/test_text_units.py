@@ -150,9 +150,33 @@ def test_lexicon_holds_every_sampled_spelling(spoken_tok):
         for ids in spoken_tok.spellings(word):
             node = 0
             for t in ids:
-                node = int(lex.child[node, t])
+                node = int(lex.next_node(node, t))
                 assert node > 0
             assert lex.words[int(lex.word[node])] == word
+
+
+def test_large_lexicon_is_sparse_and_spells_every_word(spoken_tok):
+    import random
+
+    from crnn.decoding.constraints import Lexicon
+
+    letters = sorted({c for s in SPOKEN for c in s if c.isalpha()})
+    rng = random.Random(0)
+    words = sorted({"".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(3000)})
+    lex = Lexicon(words, spoken_tok)
+    assert lex.words == words
+    # A trie: every node but the root has exactly one incoming edge, kept sparsely (not nodes x V).
+    assert lex.edge_keys.numel() == lex.num_nodes - 1 and bool((lex.edge_keys[1:] > lex.edge_keys[:-1]).all())
+    many = spoken_tok.spellings_many(words[:50])
+    for word, found in zip(words[:50], many):
+        assert found == spoken_tok.spellings(word)  # a word's spellings do not depend on its neighbours
+        for ids in found:
+            node = 0
+            for t in ids:
+                node = int(lex.next_node(node, t))
+                assert node > 0
+            assert lex.words[int(lex.word[node])] == word
+    assert int(lex.next_node(0, 0)) == -1  # the blank leads nowhere
 
 
 # -- through the CLI --------------------------------------------------------------------------------------

@@ -40,13 +40,30 @@ def _spellings(tokenizer: Tokenizer, word: str, source: str) -> list[list[int]]:
         raise ValueError(f"{source}: entry {word!r}: {e}") from None
 
 
+def trie_step(edge_keys: torch.Tensor, edge_child: torch.Tensor, vocab_size: int, node: torch.Tensor,
+              token: torch.Tensor) -> torch.Tensor:
+    """The trie node after ``token`` from ``node`` (elementwise, any shape), or -1 where there is no edge.
+
+    Edges are stored sparsely, sorted by ``node * vocab_size + token``: a lexicon of 30,000 words
+    spelled in 500 subword units has a few hundred thousand nodes, whose dense ``(nodes, V)`` table
+    would take gigabytes."""
+    if edge_keys.numel() == 0:
+        return torch.full_like(node, -1)
+    key = node * vocab_size + token
+    pos = torch.searchsorted(edge_keys, key).clamp_max(edge_keys.numel() - 1)
+    flat = pos.reshape(-1)  # index_select: much faster than advanced indexing for these small lookups
+    found = edge_keys.index_select(0, flat).view(pos.shape) == key
+    return torch.where(found, edge_child.index_select(0, flat).view(pos.shape), -1)
+
+
 class Lexicon:
     """A prefix trie over the token spellings of the allowed words.
 
-    ``child[node, token]`` is the next node or -1; ``word[node]`` is the index of the word ending at
-    ``node`` or -1. Node 0 is the root. Words containing the separator token are rejected. With a
-    subword vocabulary every word is entered under each of its spellings (``Tokenizer.spellings``:
-    the canonical segmentation and sampled alternatives), each starting with a ``▁`` piece.
+    ``next_node(node, token)`` is the next node or -1 (edges sorted in ``edge_keys``/``edge_child``);
+    ``word[node]`` is the index of the word ending at ``node`` or -1. Node 0 is the root. Words
+    containing the separator token are rejected. With a subword vocabulary every word is entered under
+    each of its spellings (``Tokenizer.spellings``: the canonical segmentation and sampled
+    alternatives), each starting with a ``▁`` piece.
 
     Args:
         words: the allowed words.
@@ -61,8 +78,11 @@ class Lexicon:
         self.words: list[str] = []
         children: list[dict[int, int]] = [{}]
         ends: list[int] = [-1]
-        for w in dict.fromkeys(x.split()[0] for x in words):  # first field; duplicates dropped
-            spellings = [ids for ids in _spellings(tokenizer, w, source)
+        unique = list(dict.fromkeys(x.split()[0] for x in words))  # first field; duplicates dropped
+        for w, found in zip(unique, tokenizer.spellings_many(unique)):
+            if found is None:
+                _spellings(tokenizer, w, source)  # raises, naming the entry and the symbol
+            spellings = [ids for ids in found
                          if ids and (sep is None or sep not in ids)
                          and (not starts or (ids[0] in starts and not starts.intersection(ids[1:])))]
             if not spellings:
@@ -81,11 +101,19 @@ class Lexicon:
             self.words.append(w)
         if not self.words:
             raise ValueError(f"{source}: no usable words (empty, or none spellable in the vocabulary)")
-        self.child = torch.full((len(children), len(tokenizer)), -1, dtype=torch.int64)
-        for n, ch in enumerate(children):
-            for t, m in ch.items():
-                self.child[n, t] = m
+        self.vocab_size = V = len(tokenizer)
+        edges = sorted((n * V + t, m) for n, ch in enumerate(children) for t, m in ch.items())
+        self.edge_keys = torch.tensor([k for k, _ in edges], dtype=torch.int64)  # (E,) node * V + token
+        self.edge_child = torch.tensor([m for _, m in edges], dtype=torch.int64)  # (E,)
+        self.root_child = torch.full((V,), -1, dtype=torch.int64)  # (V,) where each token leads from the root
+        for t, m in children[0].items():
+            self.root_child[t] = m
         self.word = torch.tensor(ends, dtype=torch.int64)
+
+    def next_node(self, node: torch.Tensor | int, token: torch.Tensor | int) -> torch.Tensor:
+        """The node after ``token`` from ``node`` (elementwise), or -1."""
+        node, token = torch.as_tensor(node, dtype=torch.int64), torch.as_tensor(token, dtype=torch.int64)
+        return trie_step(self.edge_keys, self.edge_child, self.vocab_size, node, token)
 
     @classmethod
     def from_file(cls, path: str | Path, tokenizer: Tokenizer) -> "Lexicon":
@@ -93,7 +121,7 @@ class Lexicon:
 
     @property
     def num_nodes(self) -> int:
-        return self.child.size(0)
+        return self.word.numel()
 
 
 class Hotwords:

@@ -184,22 +184,25 @@ class TensorLM:
         gid = {g: i + 1 for i, g in enumerate(grams)}  # 0 is the empty context
         gid[()] = 0
         E = len(grams) + 1
-        keys = torch.empty(E - 1, dtype=torch.int64)
-        logp = torch.zeros(E)
-        bow = torch.zeros(E)
-        suffix = torch.zeros(E, dtype=torch.int64)  # backoff context: the longest held proper suffix
-        nxt = torch.zeros(E, dtype=torch.int64)  # the state after this n-gram was scored
-        for g, e in gid.items():
-            if not g:
-                continue
+        # Python lists first, one tensor each at the end: element-wise tensor writes cost microseconds
+        # apiece, minutes for a few million n-grams.
+        keys_l: list[int] = []
+        logp_l, bow_l, suffix_l, nxt_l = [0.0], [0.0], [0], [0]  # entry 0: the empty context
+        word_id, probs, bows, order = self.word_id, lm.probs, lm.bows, self.order
+        for e, g in enumerate(grams, start=1):
             ctx = g[:-1]
-            if ctx not in gid:
+            c = gid.get(ctx)
+            if c is None:
                 raise ArpaFormatError(f"n-gram {' '.join(g)!r} has no entry for its context {' '.join(ctx)!r}")
-            keys[e - 1] = gid[ctx] * W + self.word_id[g[-1]]
-            logp[e] = max(lm.probs[g], ARPA_ZERO) * LN10
-            bow[e] = lm.bows.get(g, 0.0) * LN10
-            suffix[e] = gid[self._longest_held(g[1:], gid)]
-            nxt[e] = e if len(g) < self.order else gid[self._longest_held(g[1:], gid)]
+            keys_l.append(c * W + word_id[g[-1]])
+            logp_l.append(max(probs[g], ARPA_ZERO) * LN10)
+            bow_l.append(bows.get(g, 0.0) * LN10)
+            back = gid[self._longest_held(g[1:], gid)]  # backoff context: the longest held proper suffix
+            suffix_l.append(back)
+            nxt_l.append(e if len(g) < order else back)  # the state after this n-gram was scored
+        keys = torch.tensor(keys_l, dtype=torch.int64)
+        logp, bow = torch.tensor(logp_l), torch.tensor(bow_l)
+        suffix, nxt = torch.tensor(suffix_l, dtype=torch.int64), torch.tensor(nxt_l, dtype=torch.int64)
         order_idx = torch.argsort(keys)
         self.keys = keys[order_idx]
         self.key_entry = order_idx + 1

@@ -9,7 +9,7 @@ import torch
 
 from crnn.tokenizer import Tokenizer
 from crnn.decoding.beam import HASH_MUL
-from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
+from crnn.decoding.constraints import Grammar, Hotwords, Lexicon, trie_step
 from crnn.decoding.lm import EOS, SPACE, UNK, TensorLM, lookup
 
 NEG_INF = float("-inf")
@@ -104,33 +104,20 @@ class WordScorer:
         is_start[starts] = True
         tables: dict[str, torch.Tensor] = {"is_start": is_start}
         if lexicon is not None:
-            child = lexicon.child.clone()
-            if self.subword:
-                # A word's first piece may follow only a complete word (or the start): it jumps to
-                # where that piece leads from the root.
-                may_end = lexicon.word >= 0
-                may_end[0] = True
-                child[:, starts] = torch.where(may_end[:, None], lexicon.child[0, starts][None, :], -1)
-            else:
-                # The separator leads from a word's last node back to the root; elsewhere it is forbidden.
-                child[:, sep] = torch.where(lexicon.word >= 0, 0, -1)
-            tables["child"] = child.flatten()
-            tables["penalty"] = torch.where(child >= 0, 0.0, NEG_INF).flatten()  # additive mask
-            tables["complete"] = lexicon.word >= 0
+            may_end = lexicon.word >= 0
+            may_end[0] = True  # the root: before the first word
+            tables.update(edge_keys=lexicon.edge_keys, edge_child=lexicon.edge_child, root_child=lexicon.root_child,
+                          complete=lexicon.word >= 0, may_end=may_end)
             if lm is not None:
                 ids = torch.tensor([lm.word_id.get(w, lm.unk) for w in lexicon.words], dtype=torch.int64)
                 tables["node_lm"] = torch.where(lexicon.word >= 0, ids[lexicon.word.clamp_min(0)], lm.unk)
         elif lm is not None:
             # Hash -> LM word id, for words spellable in this vocabulary.
             pairs = {}
-            for w, i in lm.word_id.items():
-                if w in (EOS, UNK, "<s>"):
-                    continue
-                try:
-                    for ids in tokenizer.spellings(w, 4):
-                        pairs.setdefault(token_hash(ids), i)
-                except ValueError:
-                    continue
+            words = [(w, i) for w, i in lm.word_id.items() if w not in (EOS, UNK, "<s>")]
+            for (w, i), found in zip(words, tokenizer.spellings_many([w for w, _ in words], 4)):
+                for ids in found or ():
+                    pairs.setdefault(token_hash(ids), i)
             keys = torch.tensor(sorted(pairs), dtype=torch.int64)
             tables["hash_keys"] = keys
             tables["hash_word"] = torch.tensor([pairs[k] for k in sorted(pairs)], dtype=torch.int64)
@@ -142,6 +129,19 @@ class WordScorer:
         if self.lm is not None:
             st["w_lm"] = torch.full((B, K), self.lm.bos_state, dtype=torch.int64, device=device)
         return st
+
+    def _child(self, tab, node: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
+        """The lexicon node after ``tok`` from ``node`` (broadcast), or -1 where the lexicon forbids it."""
+        node, tok = torch.broadcast_tensors(node, tok)
+        child = trie_step(tab["edge_keys"], tab["edge_child"], self.V, node, tok)
+        if self.subword:
+            # A word's first piece may follow only a complete word (or the start): it jumps to where
+            # that piece leads from the root.
+            jump = torch.where(lookup(tab["may_end"], node), lookup(tab["root_child"], tok), -1)
+            return torch.where(lookup(tab["is_start"], tok), jump, child)
+        # The separator leads from a word's last node back to the root; elsewhere it is forbidden.
+        back = torch.where(lookup(tab["complete"], node), 0, -1)
+        return torch.where(tok == self.sep, back, child)
 
     def _word_id(self, tab, state) -> torch.Tensor:
         """(B, K) LM word id of each beam's current partial word."""
@@ -174,7 +174,8 @@ class WordScorer:
             lp, nxt = self.lm.score(state["w_lm"], self._word_id(tab, state))
             lp = self.alpha * lp + self.beta  # (B, K) the term if the word ended now
         if self.lexicon is not None:
-            delta = lookup(tab["penalty"], state["w_node"][:, :, None] * self.V + cand[:, None, :])
+            child = self._child(tab, state["w_node"][:, :, None], cand[:, None, :])  # (B, K, C)
+            delta = torch.where(child >= 0, 0.0, NEG_INF)
             if lp is not None:  # LM terms are finite, so a 0/1 product is safe
                 delta = delta + lp[:, :, None] * closes.to(delta.dtype)
             return delta, nxt
@@ -194,7 +195,7 @@ class WordScorer:
             starts = closes = tok == self.sep
         if self.lexicon is not None:
             node = state["w_node"].gather(1, src)
-            child = lookup(self.tables.on(tok.device)["child"], node * self.V + tok).clamp_min(0)
+            child = self._child(self.tables.on(tok.device), node, tok).clamp_min(0)
             new["w_node"] = torch.where(stay, node, child)
         else:
             n, h = state["w_len"].gather(1, src), state["w_hash"].gather(1, src)
