@@ -122,3 +122,25 @@ def test_same_utterance_from_every_format(tmp_path):
         assert c > 0.9, f"{name}: correlation {c:.3f} with the 16 kHz WAV"
     # Lossless at the model's rate: identical samples.
     assert torch.allclose(read_audio(tmp_path / "u.flac", 16000), base, atol=1e-4)
+
+
+def test_error_report_aligns_words_and_groups_by_voice(tmp_path):
+    sys.path.insert(0, str(ROOT / "datasets" / "tts_digits"))
+    import errors
+
+    assert errors.align("one two three".split(), "one five three four".split()) == [
+        ("one", "one"), ("two", "five"), ("three", "three"), (None, "four")]
+    assert errors.align("one two".split(), []) == [("one", None), ("two", None)]
+    rows = [{"path": "a.flac", "text": "one two three", "engine": "festival", "voice": "kal_diphone"},
+            {"path": "b.flac", "text": "nine nine", "engine": "festival", "voice": "ked_diphone"}]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hyps = [{"path": str(tmp_path / "a.flac"), "reference": "one two three", "hypothesis": "one five three"},
+            {"path": str(tmp_path / "b.flac"), "reference": "nine nine", "hypothesis": "nine nine"}]
+    (tmp_path / "hyps.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hyps))
+    r = subprocess.run([sys.executable, str(ROOT / "datasets/tts_digits/errors.py"), str(tmp_path / "test.jsonl"),
+                        str(tmp_path / "hyps.jsonl")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(line.split()[:3] == ["engine", "festival", "5"] and line.split()[3] == "20.00" for line in lines)
+    assert any(line.split()[:2] == ["voice", "kal_diphone"] and line.split()[-1] == "33.33" for line in lines)
+    assert "1  two -> five" in r.stdout and "a.flac" in r.stdout and "b.flac" not in r.stdout
