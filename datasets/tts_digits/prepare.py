@@ -156,9 +156,9 @@ def synthesize(job: dict, exes: dict[str, str]) -> tuple[torch.Tensor, int]:
     return say(exes[job["engine"]], job["words"], job["voice"], job["rate"], job["pauses"])
 
 
-def render(job: dict, exes: dict[str, str], out: str, sample_rate: int) -> dict:
-    """Synthesise one job, resample, maybe add noise, write FLAC; returns its manifest row (absolute path)."""
-    wav, sr = synthesize(job, exes)
+def write_utterance(wav: torch.Tensor, sr: int, job: dict, out: str, sample_rate: int) -> tuple[Path, float]:
+    """Resample ``wav`` (S,), add the job's noise (if any), write ``<out>/audio/<split>/<id>.flac``;
+    returns (absolute path, seconds)."""
     wav = resampler(sr, sample_rate)(wav) if sr != sample_rate else wav
     if job["snr"] is not None:
         wav = _NOISER.add_noise(wav, job["snr"], torch.Generator().manual_seed(job["seed"]))
@@ -167,8 +167,14 @@ def render(job: dict, exes: dict[str, str], out: str, sample_rate: int) -> dict:
         wav = wav * (0.99 / peak)
     path = Path(out).resolve() / "audio" / job["split"] / f"{job['id']}.flac"
     write_audio(path, wav, sample_rate)
+    return path, round(wav.numel() / sample_rate, 4)
+
+
+def render(job: dict, exes: dict[str, str], out: str, sample_rate: int) -> dict:
+    """Synthesise one job, resample, maybe add noise, write FLAC; returns its manifest row (absolute path)."""
+    path, duration = write_utterance(*synthesize(job, exes), job, out, sample_rate)
     voice = job["voice"] + (f"+{job['variant']}" if job["variant"] else "")
-    return {"path": str(path), "text": job["text"], "duration": round(wav.numel() / sample_rate, 4), "id": job["id"],
+    return {"path": str(path), "text": job["text"], "duration": duration, "id": job["id"],
             "engine": job["engine"], "voice": voice, "accent": job["accent"], "rate": job["rate"],
             "pitch": job["pitch"], "pauses": sum(job["pauses"]), "snr": job["snr"]}
 
