@@ -1,4 +1,6 @@
 """CTC loss wrapper, feasibility checks and alignment."""
+import math
+
 import pytest
 import torch
 
@@ -38,3 +40,30 @@ def test_align_recovers_planted_spans():
     assert align(lp.log_softmax(-1), [1, 2, 1]) == [(1, 2), (5, 7), (9, 9)]
     with pytest.raises(InfeasibleLabelError):
         align(lp[:2], [1, 1])
+
+
+def test_evaluation_scores_items_too_fast_for_the_frame_rate():
+    """A reference longer than CTC lets the frames hold is decoded and its errors counted, not hidden."""
+    from cli_helpers import tiny_model
+    from crnn.data.collate import Batch
+    from crnn.data.dtmf import dtmf_tokenizer
+    from crnn.training.evaluate import evaluate
+
+    tok = dtmf_tokenizer()
+    model = tiny_model(len(tok))
+    model.tokenizer = tok
+    sr = model.cfg.frontend_args["sample_rate"]
+    texts = ["12", "1234567890" * 3]  # the second: 30 keys in 0.25 s
+    x = torch.randn(2, sr) * 0.1
+    x_lens = torch.tensor([sr, sr // 4])
+    y = torch.zeros(2, 30, dtype=torch.long)
+    ids = [tok.encode(t) for t in texts]
+    for i, seq in enumerate(ids):
+        y[i, :len(seq)] = torch.tensor(seq)
+    batch = Batch(x, x_lens, y, torch.tensor([len(s) for s in ids]), texts, ["a.wav", "fast.wav"], [])
+    assert int(model.output_lengths(x_lens)[1]) < ctc_min_frames(ids[1])
+    r = evaluate(model, [batch])
+    assert r.items == 2 and r.chars == 2 + 30  # both scored
+    assert r.char_errors >= 30 - int(model.output_lengths(x_lens)[1])  # what cannot fit counts as errors
+    assert len(r.too_short) == 1 and r.too_short[0].startswith("fast.wav: label needs")
+    assert not r.skipped and math.isfinite(r.loss)  # the loss over the item that fits

@@ -74,6 +74,26 @@ def test_eval_cli_matches_metrics(tmp_path):
 
 
 @pytest.mark.slow
+def test_eval_cli_scores_an_utterance_too_fast_for_the_model(tmp_path):
+    make_checkpoint(tmp_path / "model.pt")
+    rng = np.random.default_rng(1)
+    fast = "one two three four five six seven eight nine"  # in 0.1 s: more characters than output frames
+    for name, seconds in (("ok.wav", 1.0), ("fast.wav", 0.1)):
+        sf.write(tmp_path / name, (0.3 * rng.standard_normal(int(8000 * seconds))).astype(np.float32), 8000)
+    write_manifest(tmp_path / "test.jsonl", [{"path": str(tmp_path / "ok.wav"), "text": "one", "duration": 1.0},
+                                             {"path": str(tmp_path / "fast.wav"), "text": fast, "duration": 0.1}])
+    r = subprocess.run([sys.executable, "-m", "crnn", "eval", "--checkpoint", str(tmp_path / "model.pt"),
+                        str(tmp_path / "test.jsonl"), "--out", str(tmp_path / "hyps.jsonl"), "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # nothing unusable: both items scored
+    assert "note: " in r.stderr and "fast.wav: label needs" in r.stderr
+    assert "2 utterances" in r.stdout and "1 too fast for the model's frame rate (scored)" in r.stdout
+    out = {Path(o["path"]).name: o for o in map(json.loads, (tmp_path / "hyps.jsonl").read_text().splitlines())}
+    assert out["fast.wav"]["reference"] == fast
+    assert out["fast.wav"]["errors"]["char_errors"] > 0  # its errors are in the totals, not hidden
+
+
+@pytest.mark.slow
 def test_eval_cli_missing_checkpoint(tmp_path):
     write_manifest(tmp_path / "m.jsonl", [{"path": "a.wav", "text": "a"}])
     r = subprocess.run([sys.executable, "-m", "crnn", "eval", "--checkpoint", str(tmp_path / "nope.pt"),

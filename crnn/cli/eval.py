@@ -3,8 +3,9 @@
 Speech models report CER and WER; video and feature models report the label error rate (WER with
 labels as words) and, where the manifest has frame-level ground truth, frame accuracy from the
 forced alignment of the reference labels. Rows training would drop (missing files, empty
-transcripts, unknown symbols, infeasible labels, negative durations) are dropped and reported the
-same way here, and the exit status is 1 if any item could not be scored.
+transcripts, unknown symbols, negative durations) are dropped and reported the same way here, and the
+exit status is 1 if any item could not be scored. An item whose reference is longer than CTC lets its
+output frames hold is decoded and scored (its errors count) and named in a note.
 
 Example::
 
@@ -63,7 +64,7 @@ def evaluate_manifest(args: argparse.Namespace):
         raise ValueError(f"{args.manifest}: holds {modality_of_rows(rows)} data, but the model in {args.checkpoint} "
                          f"reads {model.modality} (frontend {model.cfg.frontend!r})")
     decoder = Decoder(model.tokenizer, options_from_args(args), frame_shift=model.frame_shift)
-    rows, dropped = prescan(rows, model.tokenizer, model)
+    rows, dropped = prescan(rows, model.tokenizer, model, keep_infeasible=True)
     for line in dropped:
         print(f"skipped {line}", file=sys.stderr)
     dataset = make_dataset(rows, model.tokenizer, model.modality, model.cfg, train=False)
@@ -89,6 +90,8 @@ def evaluate_manifest(args: argparse.Namespace):
             out.close()
     for line in result.skipped:
         print(f"skipped {line}", file=sys.stderr)
+    for line in result.too_short:
+        print(f"note: {line} (scored: the model cannot output it in full)", file=sys.stderr)
     return result, model.modality, dropped
 
 
@@ -97,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     r, modality, dropped = evaluate_manifest(args)  # expected failures become `error: ...` in crnn.cli.main
     failed = len(dropped) + len(r.skipped)
     skipped = f", {failed} skipped" if failed else ""
+    if r.too_short:
+        skipped += f", {len(r.too_short)} too fast for the model's frame rate (scored)"
     if modality == "audio":
         print(f"CER {100 * r.cer:.2f}% ({r.char_errors}/{r.chars} chars)  "
               f"WER {100 * r.wer:.2f}% ({r.word_errors}/{r.words} words)  {r.items} utterances{skipped}")

@@ -147,9 +147,11 @@ def file_problem(path: str) -> str | None:
     return None
 
 
-def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any) -> tuple[list[dict], list[str]]:
+def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any,
+            keep_infeasible: bool = False) -> tuple[list[dict], list[str]]:
     """Drop rows that cannot train: missing/unreadable files (a stat each), unknown symbols, empty
-    transcripts, negative durations, and labels that cannot fit the model's output frames under CTC.
+    transcripts, negative durations, and labels that cannot fit the model's output frames under CTC
+    (kept with ``keep_infeasible``: evaluation scores them).
 
     Uses each row's ``duration`` (audio) or ``num_frames`` (video/features) where present; rows without
     them are checked batch by batch during training instead.
@@ -192,7 +194,7 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any) -> tuple[list[di
             size = int(float(duration) * sr)
         elif row.get("num_frames"):
             size = int(row["num_frames"])
-        if size is not None:
+        if size is not None and not keep_infeasible:
             have = int(model.output_lengths(torch.tensor([size]))[0])
             need = ctc_min_frames(tokens)
             if need > have:

@@ -411,6 +411,9 @@ class EpochCounters:
             print(f"  validation skipped {len(stats.skipped)} item(s):", file=sys.stderr)
             for line in stats.skipped[:10]:
                 print(f"    {line}", file=sys.stderr)
+        if stats and stats.too_short and epoch == 0:  # the same items every epoch: said once
+            print(f"  validation: {len(stats.too_short)} item(s) too fast for the model's frame rate (scored; "
+                  f"the model cannot output them in full), e.g. {stats.too_short[0]}", file=sys.stderr)
 
 
 def drop_nonfinite(batch: Batch, skipped: list[str]) -> Batch:
