@@ -5,7 +5,7 @@
 
 Joins ``crnn eval --out``'s per-utterance rows with the manifest's ``engine`` and ``voice`` fields (by
 path), aligns each hypothesis with its reference word by word (Levenshtein), and prints the WER per
-engine and per voice, the most frequent substitutions (``five -> nine``), deletions and insertions, and
+engine, per voice and per espeak-ng variant (the worst ``--top``), the most frequent substitutions (``five -> nine``), deletions and insertions, and
 the worst utterances (their files, to listen to).
 """
 from __future__ import annotations
@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         ref, hyp = h["reference"].split(), h["hypothesis"].split()
         pairs = align(ref, hyp)
         wrong = [(r, w) for r, w in pairs if r != w]
-        for key in (f"engine {row.get('engine', '?')}", f"voice {row.get('voice', '?')}"):
+        voice, _, variant = str(row.get("voice", "?")).partition("+")
+        keys = [f"engine {row.get('engine', '?')}", f"voice {voice}"] + ([f"variant {variant}"] if variant else [])
+        for key in keys:
             errors[key]["errors"] += len(wrong)
             errors[key]["words"] += len(ref)
         confusions.update(f"{r or '(insert)'} -> {w or '(delete)'}" for r, w in wrong)
@@ -76,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     if not total:
         raise SystemExit(f"error: {args.hyps}: no utterances to score")
     print(f"{'group':<40} {'words':>6} {'WER %':>7}")
-    for key in sorted(errors, key=lambda k: (not k.startswith("engine"), -errors[k]["errors"] / errors[k]["words"])):
-        c = errors[key]
-        print(f"{key:<40} {c['words']:>6} {100 * c['errors'] / c['words']:>7.2f}")
+    for kind in ("engine", "voice", "variant"):
+        keys = sorted((k for k in errors if k.startswith(kind + " ")),
+                      key=lambda k: -errors[k]["errors"] / errors[k]["words"])
+        for key in keys if kind == "engine" else keys[: args.top]:
+            c = errors[key]
+            print(f"{key:<40} {c['words']:>6} {100 * c['errors'] / c['words']:>7.2f}")
     print(f"\nmost frequent errors (of {sum(confusions.values())} in {total} words):")
     for what, n in confusions.most_common(args.top):
         print(f"  {n:>4}  {what}")
