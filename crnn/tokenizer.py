@@ -165,6 +165,11 @@ class Tokenizer:
         whose words end at ``word_separator`` instead."""
         return frozenset()
 
+    @property
+    def reserved_ids(self) -> frozenset[int]:
+        """Ids no transcript ever encodes to (a subword model's unknown piece); none for characters."""
+        return frozenset()
+
     def spellings(self, word: str, n: int = 1) -> list[list[int]]:
         """Token spellings of one word, canonical first (characters and labels have just one)."""
         return [self.encode(word)]
@@ -275,6 +280,10 @@ class SubwordTokenizer(Tokenizer):
     @property
     def word_starts(self) -> frozenset[int]:
         return self._word_starts
+
+    @property
+    def reserved_ids(self) -> frozenset[int]:
+        return frozenset({self.sp.unk_id() + 1})  # encode() refuses text that would need it
 
     def spellings(self, word: str, n: int = 8) -> list[list[int]]:
         """The canonical spelling of ``word`` and up to ``n - 1`` other segmentations sampled from the

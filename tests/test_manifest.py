@@ -170,3 +170,15 @@ def test_prescan_names_file_and_line_reports_duplicates_and_rare_symbols(tmp_pat
     assert skipped[1] == f"{tmp_path / 'm.jsonl'}:3: duplicate of {tmp_path / 'm.jsonl'}:1"
     counts = rare_symbols(tok, ["one one one", "two"])
     assert counts["t"] == 1 and counts["w"] == 1 and "o" not in counts and "n" not in counts
+
+
+def test_rare_symbols_leave_out_the_subword_unknown_piece():
+    from crnn.data.build import rare_symbols
+    from crnn.tokenizer import build_tokenizer
+
+    texts = ["the cat sat on the mat", "a dog and a cat", "the mat is flat"] * 20
+    tok = build_tokenizer(texts, text_norm="english", units="bpe", bpe_size=30)
+    assert tok.reserved_ids and all(i not in tok.reserved_ids for t in texts for i in tok.encode(t))
+    counts = rare_symbols(tok, texts)
+    assert all(tok.decode([i]) not in counts for i in tok.reserved_ids)
+    assert rare_symbols(tok, texts[:1])  # pieces of the other sentences are rare in this one

@@ -216,8 +216,9 @@ def rare_symbols(tokenizer: Tokenizer, texts: list[str], min_count: int = 3) -> 
         except UnknownSymbolError:
             continue
     rare = {}
+    reserved = tokenizer.reserved_ids
     for i in range(1, len(tokenizer)):
-        if counts[i] < min_count:
+        if counts[i] < min_count and i not in reserved:
             rare[tokenizer.decode([i]) or f"<id {i}>"] = counts[i]
     return rare
 
