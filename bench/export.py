@@ -59,7 +59,7 @@ def main() -> None:
     print(f"machine: {machine(cpu)}, torch {torch.__version__}")
     print(f"model {args.model} ({args.cell}), {args.seconds:g} s of audio at {sr} Hz, {args.threads} thread(s); "
           f"export took {export_s:.1f} s; max |log-prob difference| {diff:.1e}")
-    print(f"| runtime | ms | x PyTorch |\n|---|---:|---:|")
+    print("| runtime | ms | x PyTorch |\n|---|---:|---:|")
     print(f"| PyTorch (eager) | {torch_s * 1e3:.1f} | 1.00 |")
     print(f"| ONNX Runtime | {ort_s * 1e3:.1f} | {ort_s / torch_s:.2f} |")
 

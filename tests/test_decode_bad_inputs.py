@@ -11,7 +11,6 @@ import pytest
 import soundfile as sf
 import torch
 
-import crnn
 from cli_helpers import tiny_model
 from crnn.checkpoint import save_checkpoint
 from crnn.data.audio_dataset import speech_tokenizer

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cli_helpers import TINY, run_cli
-from corpus_fixtures import SR, audiofolder, utterances
+from corpus_fixtures import audiofolder, utterances
 
 from crnn.decoding import Decoder, DecodeOptions
 from crnn.decoding.lm import write_arpa

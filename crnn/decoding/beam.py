@@ -161,7 +161,6 @@ def _frame_step(
     """
     pb, pnb, extra, hsh, parent_hsh, last, plen = beams
     B, K = pb.shape
-    V = lp_t.size(1)
     if gap is not None:
         # Skipped pure-blank frames before this one: every path ends in blank there.
         has_gap = ~torch.isnan(gap)
