@@ -39,6 +39,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     Returns a summary: best CER/WER and epoch (1-based), checkpoint paths (``best`` is None when no
     epoch was validated), seconds, per-epoch history, and the trained model under ``"model"``.
     """
+    if cfg.resume and cfg.init_from:  # before either is acted on: one would silently win
+        raise ValueError("--init-from starts a new run and --resume continues one: give one of them")
     # -- where and how ----------------------------------------------------------------------------
     device = pick_device(cfg.device)
     rank, local_rank, world = dist_utils.init_distributed(device)
@@ -241,8 +243,6 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
 
 def initial_model(cfg: TrainConfig, source: Path, main: bool) -> CRNN:
     """The model of checkpoint ``source`` (weights, tokenizer, normalisation) for a new run (``--init-from``)."""
-    if cfg.resume:
-        raise ValueError("--init-from starts a new run and --resume continues one: give one of them")
     checkpoint = read_checkpoint(source)
     model = model_from_checkpoint(checkpoint, source=str(source))
     check_resume_flags(cfg, model, source)
