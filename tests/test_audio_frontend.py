@@ -15,34 +15,39 @@ def test_output_lengths_match_real_outputs(subsample):
         assert y.shape[1] == int(lens[0]) == int(fe.output_lengths(torch.tensor([n]))[0]), n
 
 
-def test_padding_does_not_change_valid_outputs():
-    fe = AudioFrontend(AudioFrontendConfig(sample_rate=8000, n_mels=24, conv_channels=4, time_subsample=4)).eval()
-    a, b = torch.randn(3000), torch.randn(5000)
-    alone, n_alone = fe(a[None], torch.tensor([3000]))
-    batch = torch.zeros(2, 7000)
+def test_padding_does_not_change_valid_outputs(device):
+    fe = AudioFrontend(AudioFrontendConfig(sample_rate=8000, n_mels=24, conv_channels=4, time_subsample=4))
+    fe = fe.eval().to(device)
+    a, b = torch.randn(3000, device=device), torch.randn(5000, device=device)
+    alone, n_alone = fe(a[None], torch.tensor([3000], device=device))
+    batch = torch.zeros(2, 7000, device=device)
     batch[0, :3000], batch[1, :5000] = a, b
-    y, n = fe(batch, torch.tensor([3000, 5000]))
+    y, n = fe(batch, torch.tensor([3000, 5000], device=device))
     assert int(n[0]) == int(n_alone[0])
     torch.testing.assert_close(y[0, : n[0]], alone[0], atol=1e-5, rtol=1e-4)
     assert torch.all(y[0, n[0]:] == 0)
 
 
-def test_features_are_normalised_per_utterance():
-    fe = AudioFrontend(AudioFrontendConfig(sample_rate=8000, n_mels=16)).eval()
-    x = torch.randn(1, 8000) * 0.01
-    feats, n = fe.features(x, torch.tensor([8000]))
-    assert feats.shape[1] == int(n[0])
-    torch.testing.assert_close(feats[0].mean(0), torch.zeros(16), atol=1e-4, rtol=0)
-    torch.testing.assert_close(feats[0].std(0, unbiased=False), torch.ones(16), atol=1e-2, rtol=0)
+def test_features_are_normalised_per_utterance(device):
+    fe = AudioFrontend(AudioFrontendConfig(sample_rate=8000, n_mels=16)).eval().to(device)
+    x = torch.randn(1, 8000, device=device) * 0.01
+    feats, n = fe.features(x, torch.tensor([8000], device=device))
+    assert feats.shape[1] == int(n[0]) and feats.dtype == torch.float32
+    torch.testing.assert_close(feats[0].mean(0).cpu(), torch.zeros(16), atol=1e-4, rtol=0)
+    torch.testing.assert_close(feats[0].std(0, unbiased=False).cpu(), torch.ones(16), atol=1e-2, rtol=0)
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):  # features stay fp32 under autocast
+        feats_amp, _ = fe.features(x, torch.tensor([8000], device=device))
+    assert feats_amp.dtype == torch.float32
+    torch.testing.assert_close(feats_amp, feats)
 
 
-def test_global_stats_are_fitted_and_used():
-    fe = AudioFrontend(AudioFrontendConfig(sample_rate=8000, n_mels=16, normalize="global")).eval()
-    x = torch.randn(4, 8000) * 0.3
-    fe.fit_global_stats(x, torch.full((4,), 8000))
-    feats, _ = fe.features(x, torch.full((4,), 8000))
+def test_global_stats_are_fitted_and_used(device):
+    fe = AudioFrontend(AudioFrontendConfig(sample_rate=8000, n_mels=16, normalize="global")).eval().to(device)
+    x = torch.randn(4, 8000, device=device) * 0.3
+    fe.fit_global_stats(x, torch.full((4,), 8000, device=device))
+    feats, _ = fe.features(x, torch.full((4,), 8000, device=device))
     assert abs(float(feats.mean())) < 0.05
-    assert not torch.allclose(fe.global_std, torch.ones(16))
+    assert not torch.allclose(fe.global_std, torch.ones(16, device=device))
 
 
 def test_bad_config_is_rejected():

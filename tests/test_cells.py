@@ -35,6 +35,10 @@ def _assert_states_close(a, b, **tol):
         torch.testing.assert_close(x, y, **tol)
 
 
+def _to(state, device):
+    return state.to(device) if isinstance(state, torch.Tensor) else tuple(s.to(device) for s in state)
+
+
 def _random_state(cell: str, dirs: int, batch: int, hidden: int, dtype=torch.float32):
     h = torch.randn(dirs, batch, hidden, dtype=dtype)
     return (h, torch.randn_like(h)) if "lstm" in cell and "min" not in cell else h
@@ -42,17 +46,17 @@ def _random_state(cell: str, dirs: int, batch: int, hidden: int, dtype=torch.flo
 
 # ---- reference cells == cuDNN/torch layers --------------------------------------------------------
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_reference_matches_torch_encoder(kind):
+def test_reference_matches_torch_encoder(kind, device):
     """2 bidirectional layers, padded batch, carried-in state: outputs, states, input and weight grads."""
     D, H, B, T = 5, 6, 3, 7
-    torch_enc = RecurrentEncoder(D, H, 2, cell=kind).double()
-    ref_enc = RecurrentEncoder(D, H, 2, cell=f"{kind}_ref").double()
+    torch_enc = RecurrentEncoder(D, H, 2, cell=kind).double().to(device)
+    ref_enc = RecurrentEncoder(D, H, 2, cell=f"{kind}_ref").double().to(device)
     ref_enc.load_state_dict(torch_enc.state_dict())  # strict: identical names and shapes
 
-    x = torch.randn(B, T, D, dtype=torch.float64)
-    lengths = torch.tensor([7, 4, 2])
-    state = [_random_state(kind, 2, B, H, torch.float64) for _ in range(2)]
-    w = torch.randn(B, T, 2 * H, dtype=torch.float64)
+    x = torch.randn(B, T, D, dtype=torch.float64, device=device)
+    lengths = torch.tensor([7, 4, 2], device=device)
+    state = [_to(_random_state(kind, 2, B, H, torch.float64), device) for _ in range(2)]
+    w = torch.randn(B, T, 2 * H, dtype=torch.float64, device=device)
     results = []
     for enc in (torch_enc, ref_enc):
         xi = x.clone().requires_grad_()
@@ -99,12 +103,12 @@ def test_reference_matches_torch_cell_loop_and_module(kind):
     torch.testing.assert_close(y[..., :H], torch.stack(steps, 1), atol=1e-5, rtol=1e-5)
 
 
-def test_model_state_dict_moves_between_cudnn_and_reference_cells():
+def test_model_state_dict_moves_between_cudnn_and_reference_cells(device):
     """A whole CRNN trained with cell="lstm" loads into cell="lstm_ref" as is and gives the same log-probs."""
-    native = crnn.create_model("tiny", vocab_size=6, cell="lstm", hidden_size=16).eval()
-    ref = crnn.create_model("tiny", vocab_size=6, cell="lstm_ref", hidden_size=16).eval()
+    native = crnn.create_model("tiny", vocab_size=6, cell="lstm", hidden_size=16).eval().to(device)
+    ref = crnn.create_model("tiny", vocab_size=6, cell="lstm_ref", hidden_size=16).eval().to(device)
     ref.load_state_dict(native.state_dict())
-    x, x_lens = torch.randn(2, 1600), torch.tensor([1600, 1100])
+    x, x_lens = torch.randn(2, 1600, device=device), torch.tensor([1600, 1100], device=device)
     with torch.no_grad():
         (lp0, n0), (lp1, n1) = native(x, x_lens), ref(x, x_lens)
     assert torch.equal(n0, n1)
@@ -113,14 +117,14 @@ def test_model_state_dict_moves_between_cudnn_and_reference_cells():
 
 # ---- scan cells -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
-def test_scan_matches_step_loop(kind):
+def test_scan_matches_step_loop(kind, device):
     """Log-space scan == the same cell stepped frame by frame (bidirectional, ragged lengths, h0, grads)."""
     D, H, B, T = 4, 5, 4, 9
-    layer = crnn.get_cell(kind)(D, H, bidirectional=True).double()
-    x = torch.randn(B, T, D, dtype=torch.float64) * 2
-    lengths = torch.tensor([9, 5, 1, 0])
-    h0 = torch.randn(2, B, H, dtype=torch.float64)
-    w = torch.randn(B, T, 2 * H, dtype=torch.float64)
+    layer = crnn.get_cell(kind)(D, H, bidirectional=True).double().to(device)
+    x = torch.randn(B, T, D, dtype=torch.float64, device=device) * 2
+    lengths = torch.tensor([9, 5, 1, 0], device=device)
+    h0 = torch.randn(2, B, H, dtype=torch.float64, device=device)
+    w = torch.randn(B, T, 2 * H, dtype=torch.float64, device=device)
     results = []
     for run in (layer.forward, layer.forward_steps):
         layer.zero_grad()
@@ -139,35 +143,36 @@ def test_scan_matches_step_loop(kind):
 
 
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
-def test_scan_long_sequence_stable_in_float32(kind):
+def test_scan_long_sequence_stable_in_float32(kind, device):
     """T=3000: float32 scan stays finite (values and grads) and close to float64."""
-    layer = crnn.get_cell(kind)(3, 4, bidirectional=False)
-    x = torch.randn(2, 3000, 3).requires_grad_()
-    y32, _, _ = layer(x, torch.tensor([3000, 1700]))
+    layer = crnn.get_cell(kind)(3, 4, bidirectional=False).to(device)
+    x = torch.randn(2, 3000, 3, device=device).requires_grad_()
+    lengths = torch.tensor([3000, 1700], device=device)
+    y32, _, _ = layer(x, lengths)
     y32.sum().backward()
     assert torch.isfinite(y32).all() and torch.isfinite(x.grad).all()
-    y64, _, _ = layer.double()(x.detach().double(), torch.tensor([3000, 1700]))
+    y64, _, _ = layer.double()(x.detach().double(), lengths)
     torch.testing.assert_close(y32.double(), y64, atol=1e-3, rtol=1e-3)
 
 
 # ---- contract tests over every registered cell ------------------------------------------------------
 @pytest.mark.parametrize("cell", ALL_CELLS)
-def test_state_carried_across_chunks(cell):
+def test_state_carried_across_chunks(cell, device):
     """Unidirectional: two chunks with the state passed along == one pass over the whole sequence."""
     D, H = 3, 4
-    layer = crnn.get_cell(cell)(D, H, bidirectional=False)
-    x = torch.randn(3, 10, D)
-    full_y, _, full_s = layer(x, torch.tensor([10, 8, 7]))
-    y1, _, s1 = layer(x[:, :6], torch.tensor([6, 6, 6]))
-    y2, _, s2 = layer(x[:, 6:], torch.tensor([4, 2, 1]), s1)
+    layer = crnn.get_cell(cell)(D, H, bidirectional=False).to(device)
+    x = torch.randn(3, 10, D, device=device)
+    full_y, _, full_s = layer(x, torch.tensor([10, 8, 7], device=device))
+    y1, _, s1 = layer(x[:, :6], torch.tensor([6, 6, 6], device=device))
+    y2, _, s2 = layer(x[:, 6:], torch.tensor([4, 2, 1], device=device), s1)
     torch.testing.assert_close(torch.cat([y1, y2], 1), full_y, atol=1e-5, rtol=1e-5)
     _assert_states_close(s2, full_s, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
-def test_every_parameter_gets_gradient(cell):
-    layer = crnn.get_cell(cell)(3, 4, bidirectional=True)
-    y, _, _ = layer(torch.randn(2, 5, 3), torch.tensor([5, 3]))
+def test_every_parameter_gets_gradient(cell, device):
+    layer = crnn.get_cell(cell)(3, 4, bidirectional=True).to(device)
+    y, _, _ = layer(torch.randn(2, 5, 3, device=device), torch.tensor([5, 3], device=device))
     (y * torch.randn_like(y)).sum().backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, f"{cell}: no gradient for {name}"
@@ -175,17 +180,17 @@ def test_every_parameter_gets_gradient(cell):
 
 @pytest.mark.parametrize("bidirectional", [True, False], ids=["bi", "uni"])
 @pytest.mark.parametrize("cell", ALL_CELLS)
-def test_padding_never_changes_valid_outputs(cell, bidirectional):
+def test_padding_never_changes_valid_outputs(cell, bidirectional, device):
     """Each item alone (no padding) == the same item inside a batch padded with garbage."""
     D, H = 3, 4
-    layer = crnn.get_cell(cell)(D, H, bidirectional=bidirectional)
+    layer = crnn.get_cell(cell)(D, H, bidirectional=bidirectional).to(device)
     lengths = [6, 2, 4]
     T = max(lengths) + 3
-    x = torch.randn(len(lengths), T, D) * 5  # frames past each length are garbage the layer must ignore
-    y, out_lengths, state = layer(x, torch.tensor(lengths))
+    x = torch.randn(len(lengths), T, D, device=device) * 5  # frames past each length are garbage to ignore
+    y, out_lengths, state = layer(x, torch.tensor(lengths, device=device))
     assert y.shape == (3, T, layer.output_size) and out_lengths.tolist() == lengths
     for i, n in enumerate(lengths):
-        yi, _, si = layer(x[i : i + 1, :n], torch.tensor([n]))
+        yi, _, si = layer(x[i : i + 1, :n], torch.tensor([n], device=device))
         torch.testing.assert_close(y[i : i + 1, :n], yi, atol=1e-5, rtol=1e-5)
         assert (y[i, n:] == 0).all(), "padded outputs must be zero"
         for a, b in zip(_state_leaves(state), _state_leaves(si)):
@@ -202,14 +207,14 @@ def test_bad_input_is_reported(cell):
 
 
 # ---- a user cell trains a whole model ---------------------------------------------------------------
-def test_user_cell_trains_tiny_crnn():
+def test_user_cell_trains_tiny_crnn(device):
     torch.manual_seed(0)
-    model = crnn.create_model("tiny", vocab_size=5, cell="mycell", hidden_size=32)
+    model = crnn.create_model("tiny", vocab_size=5, cell="mycell", hidden_size=32).to(device)
     assert isinstance(model.encoder.layers[0], MyCell)
-    x = torch.randn(4, 2400) * 0.3  # 0.3 s at 8 kHz
-    x_lens = torch.tensor([2400, 2400, 2000, 1600])
-    targets = torch.tensor([[1, 2, 3], [4, 4, 0], [2, 1, 0], [3, 0, 0]])
-    target_lengths = torch.tensor([3, 2, 2, 1])
+    x = torch.randn(4, 2400, device=device) * 0.3  # 0.3 s at 8 kHz
+    x_lens = torch.tensor([2400, 2400, 2000, 1600], device=device)
+    targets = torch.tensor([[1, 2, 3], [4, 4, 0], [2, 1, 0], [3, 0, 0]], device=device)
+    target_lengths = torch.tensor([3, 2, 2, 1], device=device)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(8):

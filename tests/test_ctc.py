@@ -25,11 +25,29 @@ def test_infeasible_labels_are_named():
         check_feasible(torch.tensor([4, 3]), y, torch.tensor([3, 3]))
 
 
-def test_loss_is_fp32_and_finite_for_feasible_items():
-    lp = torch.randn(2, 10, 5).log_softmax(-1).to(torch.bfloat16)
-    loss = ctc_loss(lp, torch.tensor([10, 7]), torch.tensor([[1, 2, 2], [3, 0, 0]]), torch.tensor([3, 1]),
-                    reduction="none")
+def test_loss_is_fp32_and_finite_for_feasible_items(device):
+    lp = torch.randn(2, 10, 5, device=device).log_softmax(-1).to(torch.bfloat16)
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):  # the loss leaves autocast itself
+        loss = ctc_loss(lp, torch.tensor([10, 7], device=device), torch.tensor([[1, 2, 2], [3, 0, 0]], device=device),
+                        torch.tensor([3, 1], device=device), reduction="none")
     assert loss.dtype == torch.float32 and torch.isfinite(loss).all()
+
+
+def test_loss_and_gradient_on_the_device_equal_the_cpu(device):
+    """Same loss and input gradient on every device (CUDA picks its own CTC kernel), padded targets too."""
+    logits = torch.randn(3, 20, 6, dtype=torch.float64)
+    lengths, targets = torch.tensor([20, 15, 9]), torch.tensor([[1, 2, 2, 5], [3, 4, 0, 0], [5, 0, 0, 0]])
+    target_lengths = torch.tensor([4, 2, 1])
+    results = []
+    for dev in ("cpu", device):
+        x = logits.to(dev).float().requires_grad_()
+        loss = ctc_loss(x.log_softmax(-1), lengths.to(dev), targets.to(dev), target_lengths.to(dev))
+        loss.backward()
+        results.append((loss.detach().cpu(), x.grad.cpu()))
+    (l0, g0), (l1, g1) = results
+    assert torch.isfinite(l0) and l0 > 0
+    torch.testing.assert_close(l1, l0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(g1, g0, atol=1e-4, rtol=1e-3)
 
 
 def test_align_recovers_planted_spans():

@@ -333,19 +333,48 @@ def test_agrees_with_torchaudio_flashlight_decoder():
         assert o[0].score >= r[0].score - 1e-3
 
 
-@pytest.mark.cuda
-def test_cuda_matches_cpu(tmp_path):
-    lp = peaked(6, 120, len(CHARS), seed=8, boost=4.0)
-    lengths = torch.tensor([120, 100, 80, 120, 7, 64])
+def _scorer_setups(tmp_path, word_lm):
+    """(name, tokenizer, options, log-probs, lengths) for every scorer the decoder has, and their mixes."""
     lex = tmp_path / "w.txt"
     lex.write_text("the\ncat\ndog\ngot\na\n")
-    for opts in (DecodeOptions(beam_size=32, nbest=4), DecodeOptions(beam_size=16, nbest=2, lexicon=str(lex),
-                                                                     hotwords=("dog",))):
-        dec = Decoder(CHARS, opts)
-        cpu, gpu = dec(lp, lengths), dec(lp.cuda(), lengths.cuda())
-        for a, b in zip(cpu, gpu):
-            assert [h.tokens for h in a] == [h.tokens for h in b]
-            assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)
+    char_lm = tmp_path / "chars.arpa"
+    with char_lm.open("w") as f:
+        write_arpa(build_kneser_ney([list("the cat got a dog".replace(" ", "_"))] * 5, order=3), f)
+    char_lm.write_text(char_lm.read_text().replace(" _", " <space>").replace("\t_", "\t<space>"))
+    labels = Tokenizer(["pour", "stir", "cut", "take"], kind="label")
+    grammar = tmp_path / "grammar.txt"
+    grammar.write_text("<s> take\ntake cut pour\ncut stir </s>\npour stir\nstir </s>\n")
+    label_lm = tmp_path / "labels.arpa"
+    with label_lm.open("w") as f:
+        write_arpa(build_kneser_ney([["take", "cut", "pour"]] * 5 + [["take", "stir"]], order=2), f)
+    chars = peaked(6, 120, len(CHARS), seed=8, boost=4.0), torch.tensor([120, 100, 80, 120, 7, 64])
+    acts = peaked(4, 40, len(labels), seed=9, boost=3.0), torch.tensor([40, 33, 12, 40])
+    return [
+        ("plain beam 32", CHARS, DecodeOptions(beam_size=32, nbest=4), *chars),
+        ("pruned", CHARS, DecodeOptions(beam_size=16, token_prune=4, blank_skip=0.99), *chars),
+        ("word LM", CHARS, DecodeOptions(beam_size=16, nbest=2, lm=word_lm, alpha=0.8, beta=0.5), *chars),
+        ("char LM", CHARS, DecodeOptions(beam_size=16, lm=str(char_lm), alpha=0.5, beta=0.2), *chars),
+        ("lexicon + hotword", CHARS, DecodeOptions(beam_size=16, nbest=2, lexicon=str(lex), hotwords=("dog",)), *chars),
+        ("lexicon + word LM", CHARS, DecodeOptions(beam_size=16, lexicon=str(lex), lm=word_lm, alpha=0.5), *chars),
+        ("label grammar", labels, DecodeOptions(beam_size=8, nbest=3, grammar=str(grammar)), *acts),
+        ("label LM", labels, DecodeOptions(beam_size=8, lm=str(label_lm), alpha=1.0), *acts),
+    ]
+
+
+def test_every_scorer_gives_the_cpu_result_on_the_device(tmp_path, word_lm, device):
+    """Beam search with each scorer (LM of words, characters or labels, lexicon, hotwords, grammar,
+    pruning) on ``device`` returns the CPU's n-best lists, scores and word timings."""
+    for name, tok, opts, lp, lengths in _scorer_setups(tmp_path, word_lm):
+        dec = Decoder(tok, opts, frame_shift=0.04)
+        cpu, dev = dec(lp, lengths), dec(lp.to(device), lengths.to(device))
+        assert any(h.tokens for hyps in cpu for h in hyps), name
+        for a, b in zip(cpu, dev, strict=True):
+            assert [h.tokens for h in a] == [h.tokens for h in b], name
+            assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3), name
+            assert [(w["word"], w["start"], w["end"]) for w in a[0].words] == \
+                [(w["word"], w["start"], w["end"]) for w in b[0].words], name
+    greedy_cpu, greedy_dev = ctc_greedy(lp, lengths), ctc_greedy(lp.to(device), lengths.to(device))
+    assert [(h.tokens, h.spans) for h in greedy_cpu] == [(h.tokens, h.spans) for h in greedy_dev]
 
 
 def test_lexicon_never_returns_nothing_when_every_beam_ends_inside_a_word(tmp_path):

@@ -14,18 +14,18 @@ def tiny(**kw):
     return m
 
 
-def test_forward_shapes_and_fp32_log_probs():
-    m = tiny().eval()
-    x, lens = torch.randn(2, 8000), torch.tensor([8000, 5000])
+def test_forward_shapes_and_fp32_log_probs(device):
+    m = tiny().eval().to(device)
+    x, lens = torch.randn(2, 8000, device=device), torch.tensor([8000, 5000], device=device)
     lp, n = m(x, lens)
-    assert lp.shape == (2, int(n.max()), 6) and lp.dtype == torch.float32
-    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(lp.shape[:2]))
+    assert lp.shape == (2, int(n.max()), 6) and lp.dtype == torch.float32 and lp.device == x.device
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(lp.shape[:2], device=device))
     assert torch.equal(n, m.output_lengths(lens))
 
 
-def test_backbone_api():
-    m = tiny().eval()
-    x, lens = torch.randn(2, 8000), torch.tensor([8000, 4000])
+def test_backbone_api(device):
+    m = tiny().eval().to(device)
+    x, lens = torch.randn(2, 8000, device=device), torch.tensor([8000, 4000], device=device)
     feats, n = m.forward_features(x, lens)
     assert feats.shape == (2, int(n.max()), m.num_features)
     assert m.num_features == 2 * 16
@@ -51,6 +51,25 @@ def test_checkpoint_round_trip(tmp_path):
     x, lens = torch.randn(1, 4000), torch.tensor([4000])
     torch.testing.assert_close(m(x, lens)[0], m2(x, lens)[0])
     assert m2.tokenizer.symbols == list("abcde")
+
+
+def test_checkpoint_moves_between_devices(tmp_path, device):
+    """Saved from ``device``, loaded on the CPU and on ``device``: same log-probs as the saved model."""
+    m = tiny().eval().to(device)
+    path = save_checkpoint(tmp_path / "m.pt", m, {"epoch": 1})
+    x, lens = torch.randn(2, 4000), torch.tensor([4000, 3000])
+    with torch.no_grad():
+        want = m(x.to(device), lens.to(device))[0].cpu()
+        on_cpu = load_model(path)
+        assert next(on_cpu.parameters()).device.type == "cpu"
+        torch.testing.assert_close(on_cpu(x, lens)[0], want, atol=1e-5, rtol=1e-4)
+        back = load_model(path, device=device)
+        assert next(back.parameters()).device.type == torch.device(device).type
+        torch.testing.assert_close(back(x.to(device), lens.to(device))[0].cpu(), want, atol=1e-5, rtol=1e-4)
+        # and the other way: a CPU checkpoint onto the device
+        cpu_path = save_checkpoint(tmp_path / "cpu.pt", on_cpu)
+        moved = load_model(cpu_path, device=device)
+        torch.testing.assert_close(moved(x.to(device), lens.to(device))[0].cpu(), want, atol=1e-5, rtol=1e-4)
 
 
 def test_foreign_and_broken_checkpoints_are_refused(tmp_path):

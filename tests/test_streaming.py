@@ -30,14 +30,14 @@ def forward_only_model(cell: str = "gru", time_subsample: int = 2, normalize: st
 
 @pytest.mark.parametrize("cell,time_subsample", [("gru", 2), ("lstm", 4), ("gru", 1), ("mingru", 2)])
 @pytest.mark.parametrize("chunk_seconds", [0.001, 0.05, 0.37, 10.0])
-def test_streamed_posteriors_equal_offline(cell, time_subsample, chunk_seconds):
-    model = forward_only_model(cell, time_subsample)
+def test_streamed_posteriors_equal_offline(cell, time_subsample, chunk_seconds, device):
+    model = forward_only_model(cell, time_subsample).to(device)
     wave, sr, _ = generate_utterance(np.random.default_rng(1), sample_rate=8000, keys="159#D")
     wave = torch.from_numpy(wave)
     with torch.no_grad():
-        offline, n = model(wave[None], torch.tensor([wave.numel()]))
+        offline, n = model(wave[None].to(device), torch.tensor([wave.numel()], device=device))
     stream = stream_file(model, wave, chunk_seconds)
-    assert stream.frames.shape == offline[0, : int(n[0])].shape
+    assert stream.frames.shape == offline[0, : int(n[0])].shape and stream.frames.device == offline.device
     torch.testing.assert_close(stream.frames, offline[0], atol=2e-5, rtol=1e-4)
     assert stream.text == model.tokenizer.decode(crnn.ctc_greedy(offline, n)[0].tokens)
 

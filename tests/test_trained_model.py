@@ -95,3 +95,26 @@ def test_beam_search_cli_with_timestamps_on_real_files(tmp_path):
         assert row["score"] <= 0 and 0 < row["confidence"] <= 1
         assert row["words"] and all(0 <= w["start"] <= w["end"] <= dur + 0.05 for w in row["words"])
         assert len(row["nbest"]) == 2 and row["nbest"][0]["score"] >= row["nbest"][1]["score"]
+
+
+@pytest.mark.slow
+def test_decode_cli_on_the_device_gives_the_cpu_transcripts(tmp_path, device):
+    """``crnn decode --device D`` over noisy files: the CPU's texts, timings and (nearly) its scores."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(6):
+        wave, sr, _ = generate_utterance(rng, sample_rate=8000, spec=DTMFSpec(snr_db=(5, 20)))
+        paths.append(tmp_path / f"u{i}.wav")
+        sf.write(paths[-1], wave, sr)
+    rows = {}
+    for dev in ("cpu", device):
+        r = run_cli("decode", "--checkpoint", CKPT, *paths, "--beam", "8", "--json", "--device", dev)
+        assert r.returncode == 0, r.stderr
+        rows[dev] = [json.loads(line) for line in r.stdout.splitlines()]
+    cpu, dev = rows["cpu"], rows[device]
+    assert len(cpu) == len(paths) and sum(bool(row["text"]) for row in cpu) >= 5
+    assert [row["text"] for row in dev] == [row["text"] for row in cpu]
+    for a, b in zip(cpu, dev):
+        assert [(w["word"], w["start"], w["end"]) for w in a["words"]] == \
+            [(w["word"], w["start"], w["end"]) for w in b["words"]]
+        assert b["score"] == pytest.approx(a["score"], abs=1e-2)

@@ -35,16 +35,16 @@ def test_registered():
 
 
 @pytest.mark.parametrize("name,args,shape", CASES, ids=IDS)
-def test_lengths_sweep_and_padding(name, args, shape):
-    fe = build_frontend(name, args).eval()
+def test_lengths_sweep_and_padding(name, args, shape, device):
+    fe = build_frontend(name, args).eval().to(device)
     heavy = args.get("backbone") in ("resnet18", "r3d_18", "r2plus1d_18")
     T = 7 if heavy else 11
-    x = make_input(shape, 1, T)
+    x = make_input(shape, 1, T).to(device)
     with torch.no_grad():
         # Every length 1..T alone: the real output length equals output_lengths.
         singles = []
         for n in range(1, T + 1):
-            y, ol = fe(x[:, :n], torch.tensor([n]))
+            y, ol = fe(x[:, :n], torch.tensor([n], device=device))
             assert int(ol[0]) == int(fe.output_lengths(torch.tensor([n]))[0]), n
             if ol[0] == 0:  # too short for one output frame: whatever is returned is padding
                 assert y.abs().sum() == 0
@@ -53,7 +53,7 @@ def test_lengths_sweep_and_padding(name, args, shape):
             assert y.shape[2] == fe.output_size
             singles.append(y[0, : int(ol[0])])
         # The same clips padded into one batch give the same valid outputs and zero padding.
-        lengths = torch.tensor([T, 6, 4, 1])
+        lengths = torch.tensor([T, 6, 4, 1], device=device)
         batch = x.expand(4, *x.shape[1:]).clone()
         for i, n in enumerate(lengths.tolist()):
             batch[i, n:] = 0 if batch.dtype == torch.uint8 else 123.0  # garbage in the padding
@@ -67,10 +67,10 @@ def test_lengths_sweep_and_padding(name, args, shape):
 
 
 @pytest.mark.parametrize("name,args,shape", CASES[:1] + CASES[3:4] + CASES[7:8], ids=[IDS[0], IDS[3], IDS[7]])
-def test_every_parameter_gets_a_gradient(name, args, shape):
-    fe = build_frontend(name, args).train()
-    x = make_input(shape, 2, 9)
-    y, ol = fe(x, torch.tensor([9, 6]))
+def test_every_parameter_gets_a_gradient(name, args, shape, device):
+    fe = build_frontend(name, args).train().to(device)
+    x = make_input(shape, 2, 9).to(device)
+    y, ol = fe(x, torch.tensor([9, 6], device=device))
     (y ** 2).sum().backward()
     missing = [n for n, p in fe.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing
@@ -125,16 +125,31 @@ def test_presets_build_models(preset, shape, out, shift):
     assert lp.shape == (2, 10, 5) and ol.tolist() == [10, 7]
 
 
-@pytest.mark.cuda
-def test_video_tiny_on_cuda_matches_cpu():
+@pytest.mark.parametrize("name,args,shape", CASES, ids=IDS)
+def test_video_frontends_on_the_device_match_the_cpu(name, args, shape, device):
+    fe = build_frontend(name, args).eval()
+    x = make_input(shape, 2, 9)
+    lengths = torch.tensor([9, 6])
+    with torch.no_grad():
+        ref, ref_lengths = fe(x, lengths)
+        got, got_lengths = fe.to(device)(x.to(device), lengths.to(device))
+    assert got.device.type == torch.device(device).type
+    assert torch.equal(got_lengths.cpu(), ref_lengths)
+    torch.testing.assert_close(got.cpu(), ref, atol=1e-3, rtol=1e-3)
+
+
+def test_video_tiny_model_on_the_device_matches_the_cpu(device):
     model = crnn.create_model("video_tiny", vocab_size=10).eval()
     x = make_input((3, 64, 64), 2, 24)
     lengths = torch.tensor([24, 17])
     with torch.no_grad():
-        ref, _ = model(x, lengths)
-        got, ol = model.cuda()(x.cuda(), lengths.cuda())
+        ref, ref_lengths = model(x, lengths)
+        got, got_lengths = model.to(device)(x.to(device), lengths.to(device))
+        model.to(memory_format=torch.channels_last)  # the layout the GPU benchmarks train in
+        cl, _ = model(x.to(device), lengths.to(device))
     torch.testing.assert_close(got.cpu(), ref, atol=1e-3, rtol=1e-3)
-    assert ol.tolist() == [6, 4]
+    torch.testing.assert_close(cl.cpu(), ref, atol=1e-3, rtol=1e-3)
+    assert got_lengths.tolist() == ref_lengths.tolist() == [12, 8]
 
 
 def test_video_model_as_a_backbone(tmp_path):
