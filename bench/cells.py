@@ -7,11 +7,15 @@
 
 Prints a Markdown table: median milliseconds per forward+backward step of a stack of layers
 (``crnn.encoder.RecurrentEncoder``) on random input with every sequence at full length, and the
-ratio to a plain ``torch.nn.GRU`` of the same shape (cuDNN on GPU).
+ratio to a plain ``torch.nn.GRU`` of the same shape (cuDNN on GPU). "first call" is the first
+forward+backward alone: on CUDA it holds ``torch.compile``'s time for the compiled cells (``*_ref``), which
+a second run of this script shows cached (Inductor's on-disk cache). For those cells "max |diff|" compares
+the compiled outputs and input gradients with the same equations run eagerly (``CRNN_COMPILE_CELLS=0``).
 """
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Callable
 
 import torch
@@ -75,13 +79,30 @@ def main(args: argparse.Namespace) -> None:
 
     print(f"device: {machine(device)}; torch {torch.__version__}; {args.dtype}")
     print(f"B={B} T={T} D={D} H={H} layers={args.layers} directions={dirs}; median of {repeats}, forward+backward\n")
-    print("| cell | ms | x torch.nn.GRU |")
-    print("|---|---:|---:|")
-    print(f"| torch.nn.GRU | {base_s * 1e3:.1f} | 1.00 |")
+    print("| cell | ms | x torch.nn.GRU | first call s | max abs diff vs eager |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| torch.nn.GRU | {base_s * 1e3:.1f} | 1.00 | | |")
     for cell in cells:
         enc = RecurrentEncoder(D, H, args.layers, cell=cell, bidirectional=args.bidirectional).to(device, dtype)
+        first_s = time_step(lambda: enc(x, lengths)[0], device, 0, 1)
         s = time_step(lambda: enc(x, lengths)[0], device, args.warmup, repeats)
-        print(f"| {cell} | {s * 1e3:.1f} | {s / base_s:.2f} |", flush=True)
+        diff = compiled_vs_eager(enc, x, lengths) if cell.endswith("_ref") and device.type == "cuda" else None
+        diff_text = "" if diff is None else f"{diff:.1e}"
+        print(f"| {cell} | {s * 1e3:.1f} | {s / base_s:.2f} | {first_s:.1f} | {diff_text} |", flush=True)
+
+
+def compiled_vs_eager(enc: RecurrentEncoder, x: torch.Tensor, lengths: torch.Tensor) -> float:
+    """Largest absolute difference of outputs and input gradients, compiled step against eager equations."""
+    results = []
+    for flag in ("1", "0"):
+        os.environ["CRNN_COMPILE_CELLS"] = flag
+        xi = x.detach().clone().requires_grad_()
+        y = enc(xi, lengths)[0]
+        y.float().square().sum().backward()
+        results.append((y.detach().float(), xi.grad.float()))
+    os.environ.pop("CRNN_COMPILE_CELLS")
+    (y1, g1), (y0, g0) = results
+    return max(float((y1 - y0).abs().max()), float((g1 - g0).abs().max()))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ Peers, each timed only when available: torchaudio's ``ctc_decoder`` (needs the `
 package, KenLM inside), and ``pyctcdecode`` (pins numpy<2, so it may live in another environment:
 pass its interpreter with ``--pyctcdecode-python``; it needs ``kenlm`` for the LM mode). Timings are
 utterances per second over the whole batch, the best of ``--repeats`` runs for every decoder; CER is
-against the sentences the posteriors were made from. torchaudio's ``cuda_ctc_decoder`` is not run: it crashes the process beyond beam 4.
+against the sentences the posteriors were made from.
+
+On CUDA two more tables: torchaudio's ``cuda_ctc_decoder`` against ours at every beam of
+``--cuda-peer-beams`` (each peer run in its own process, since it has crashed with an illegal memory
+access at beam 10: a crash is reported, not fatal), and the cost of the search relative to greedy
+decoding (argmax, merge, text) at batches 32 and 128 (``--ratio-batches``), the measure NeMo uses for
+its batched GPU beam search (FlexCTC: beam 16 about 1.4x greedy at batch 32).
 """
 from __future__ import annotations
 
@@ -48,7 +54,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--frames", type=int, default=400)
-    p.add_argument("--beams", type=int, nargs="+", default=[10, 32])
+    p.add_argument("--beams", type=int, nargs="+", default=None, help="default: 10 32, and 128 on CUDA")
+    p.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when there is one")
+    p.add_argument("--cuda-peer-beams", type=int, nargs="+", default=[4, 10, 16, 32, 64, 128])
+    p.add_argument("--ratio-batches", type=int, nargs="+", default=[32, 128])
+    p.add_argument("--ratio-beam", type=int, default=16)
     p.add_argument("--modes", nargs="+", default=["nolm", "lm"], choices=["nolm", "lm"])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, like the peers)")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per setting; the best is kept")
@@ -175,6 +185,84 @@ def time_pyctcdecode(python, lp, beam, repeats, lm=None, unigrams=None):
     return r["seconds"], r["texts"]
 
 
+CUDA_PEER_SCRIPT = r"""
+import json, sys, time, torch
+from torchaudio.models.decoder import cuda_ctc_decoder
+a = json.loads(sys.argv[1])
+lp = torch.load(a["lp"]).cuda().contiguous()
+n = torch.full((lp.size(0),), lp.size(1), dtype=torch.int32, device="cuda")
+dec = cuda_ctc_decoder(a["tokens"], nbest=1, beam_size=a["beam"], blank_skip_threshold=a["blank_skip"])
+dec(lp[:2], n[:2])
+best = float("inf")
+for _ in range(a["repeats"]):
+    torch.cuda.synchronize(); t0 = time.perf_counter()
+    out = dec(lp, n)
+    torch.cuda.synchronize(); best = min(best, time.perf_counter() - t0)
+print(json.dumps({"seconds": best, "tokens": [h[0].tokens for h in out]}))
+"""
+
+
+def time_cuda_peer(lp: torch.Tensor, beam: int, repeats: int, blank_skip: float) -> tuple[float, list[str]]:
+    """torchaudio's ``cuda_ctc_decoder`` in a child process (a crash there must not end the benchmark)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "lp.pt")
+        torch.save(lp, path)
+        arg = {"lp": path, "beam": beam, "repeats": repeats, "blank_skip": blank_skip,
+               "tokens": ["<blk>"] + TOKENIZER.symbols}
+        out = subprocess.run([sys.executable, "-c", CUDA_PEER_SCRIPT, json.dumps(arg)], capture_output=True, text=True)
+    if out.returncode != 0:
+        lines = out.stderr.strip().splitlines()
+        raise RuntimeError(f"exit {out.returncode}: {lines[-1] if lines else 'no message'}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    texts = ["".join(TOKENIZER.symbols[t - 1] for t in toks if t > 0).strip() for toks in r["tokens"]]
+    return r["seconds"], [" ".join(t.split()) for t in texts]
+
+
+def time_greedy(lp: torch.Tensor, lengths: torch.Tensor, device: str, repeats: int) -> tuple[float, list[str]]:
+    """Greedy decoding end to end as the CLI does it: argmax, merge, blanks out, text."""
+    from crnn.decoding import ctc_greedy
+
+    x, n = lp.to(device), lengths.to(device)
+    ctc_greedy(x[:2], n[:2])
+
+    def run():
+        return [TOKENIZER.decode(h.tokens) for h in ctc_greedy(x, n)]
+
+    return best_time(run, repeats)
+
+
+def cuda_tables(args: argparse.Namespace, refs: list[str], lp: torch.Tensor, lengths: torch.Tensor,
+                device: str = "cuda") -> None:
+    """Ours on CUDA against ``cuda_ctc_decoder`` per beam; beam search cost over greedy per batch size."""
+    print("\n# CUDA: crnn against torchaudio's cuda_ctc_decoder (no LM), same posteriors")
+    print("| beam | crnn cuda exact utt/s | crnn cuda fast utt/s | cuda_ctc_decoder utt/s | crnn fast, x peer speed | CER ours / peer |")
+    print("|---|---|---|---|---|---|")
+    B = lp.size(0)
+    for beam in args.cuda_peer_beams:
+        exact_s, exact_h = time_ours(lp, lengths, DecodeOptions(beam_size=beam), device, args.repeats)
+        fast_s, _ = time_ours(lp, lengths, DecodeOptions(beam_size=beam, token_prune=args.token_prune,
+                                                         blank_skip=args.blank_skip), device, args.repeats)
+        try:
+            peer_s, peer_h = time_cuda_peer(lp, beam, args.repeats, blank_skip=0.95)
+            peer = f"{B / peer_s:.1f} | {peer_s / fast_s:.2f}x | {cer(refs, exact_h):.3f} / {cer(refs, peer_h):.3f}"
+        except RuntimeError as e:
+            peer = f"crashed ({e}) | - | {cer(refs, exact_h):.3f} / -"
+        print(f"| {beam} | {B / exact_s:.1f} | {B / fast_s:.1f} | {peer} |", flush=True)
+
+    print(f"\n# CUDA: beam search time / greedy time (beam {args.ratio_beam}, no LM; {lp.size(1)} frames)")
+    print("| batch | greedy ms | beam exact ms | beam fast ms | exact / greedy | fast / greedy |")
+    print("|---|---|---|---|---|---|")
+    for batch in args.ratio_batches:
+        texts = random_texts(batch, lp.size(1) // 5, seed=batch)
+        x = posteriors(texts, lp.size(1), seed=batch)
+        n = torch.full((batch,), lp.size(1), dtype=torch.int32)
+        g, _ = time_greedy(x, n, device, args.repeats)
+        e, _ = time_ours(x, n, DecodeOptions(beam_size=args.ratio_beam), device, args.repeats)
+        f, _ = time_ours(x, n, DecodeOptions(beam_size=args.ratio_beam, token_prune=args.token_prune,
+                                             blank_skip=args.blank_skip), device, args.repeats)
+        print(f"| {batch} | {g * 1e3:.1f} | {e * 1e3:.1f} | {f * 1e3:.1f} | {e / g:.2f} | {f / g:.2f} |", flush=True)
+
+
 def cer(refs: list[str], hyps: list[str]) -> float:
     return jiwer.cer(refs, [h if h else "-" for h in hyps])
 
@@ -186,7 +274,8 @@ def main(args: argparse.Namespace) -> None:
     max_chars = T // 5
     have_fl = importlib.util.find_spec("flashlight") is not None
     pyctc = args.pyctcdecode_python or (sys.executable if importlib.util.find_spec("pyctcdecode") else None)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    beams = args.beams or [10, 32] + ([128] if "cuda" in devices else [])
     print(f"# CTC beam search, B={B} T={T} V={len(TOKENIZER)}; torch {torch.__version__}, "
           f"{platform.processor() or platform.machine()}, {args.threads} thread(s)")
     print("| mode | beam | decoder | utt/s | vs ours (exact) | CER |")
@@ -207,7 +296,9 @@ def main(args: argparse.Namespace) -> None:
             kw = dict(lm=arpa, lexicon=lex, alpha=0.5, beta=1.0)
         lp = posteriors(refs, T, seed=4)
         lengths = torch.full((B,), T, dtype=torch.int32)
-        for beam in args.beams:
+        if mode == "nolm" and "cuda" in devices:
+            nolm_case = (refs, lp, lengths)
+        for beam in beams:
             rows = []
             exact = DecodeOptions(beam_size=beam, **kw)
             fast = DecodeOptions(beam_size=beam, token_prune=args.token_prune, blank_skip=args.blank_skip, **kw)
@@ -231,6 +322,8 @@ def main(args: argparse.Namespace) -> None:
             label = "no LM" if mode == "nolm" else "word 3-gram + lexicon"
             for name, rate, c in rows:
                 print(f"| {label} | {beam} | {name} | {rate:.1f} | {rate / ours:.2f}x | {c:.3f} |", flush=True)
+    if "cuda" in devices and "nolm" in args.modes:
+        cuda_tables(args, *nolm_case)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,17 @@ guarded fused AdamW update. The reference is a plain ``torch.nn.GRU`` / ``LSTM``
 (cuDNN on GPU) of the model's shape, forward+backward on the frontend's output shape under the same
 autocast. The breakdown rows time each part's forward+backward alone (they overlap, so they do not
 sum to the step). Target on a GPU: step <= 1.25x the recurrent stack.
+
+Real batches are ragged (bucketed lengths within ~15 % of the longest), so the step and the encoder are
+also timed on such a batch, with cuDNN fed packed sequences (the default) and padded ones
+(``CRNN_CUDA_RNN_INPUT=padded``); the faster at equal results should be the default. ``--profile`` adds
+the top kernels of one step (cuDNN's kernel names show whether it took its persistent small-hidden
+path) and counts the host syncs in it.
 """
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 import torch.nn as nn
@@ -39,7 +46,48 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None, help="timed steps (default: 20 on CUDA, 3 on CPU)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--profile", action="store_true", help="print one step's top kernels and its host syncs")
     return p
+
+
+def ragged(batch: Batch, seed: int = 0) -> Batch:
+    """The same batch with lengths drawn between 85 % and 100 % of the longest (a bucketed batch)."""
+    g = torch.Generator().manual_seed(seed)
+    S = batch.x.shape[1]
+    x_lens = (S * (0.85 + 0.15 * torch.rand(batch.x.shape[0], generator=g))).long().clamp_max(S)
+    x_lens[0] = S
+    x = batch.x * (torch.arange(S)[None] < x_lens[:, None]).to(batch.x.device)
+    return Batch(x, x_lens.to(batch.x.device), batch.y, batch.y_lens, batch.texts, batch.paths)
+
+
+def with_input_mode(mode: str, fn):
+    """``fn`` run with cuDNN fed ``mode`` ("packed" or "padded") sequences."""
+    def run():
+        old = os.environ.get("CRNN_CUDA_RNN_INPUT")
+        os.environ["CRNN_CUDA_RNN_INPUT"] = mode
+        try:
+            return fn()
+        finally:
+            os.environ.pop("CRNN_CUDA_RNN_INPUT") if old is None else os.environ.__setitem__("CRNN_CUDA_RNN_INPUT", old)
+    return run
+
+
+def profile_step(step, device: torch.device) -> None:
+    """One step under the profiler: top kernels by device time, and the syncs the host waited on."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    step()
+    with profile(activities=activities) as prof:
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    sort = "cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print("\n```\n" + prof.key_averages().table(sort_by=sort, row_limit=25) + "\n```")
+    names = [e.name for e in prof.events()]
+    syncs = {n: names.count(n) for n in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpyAsync",
+                                         "cudaEventSynchronize", "aten::item", "aten::_local_scalar_dense")}
+    print("host-side calls in one step: " + ", ".join(f"{k} {v}" for k, v in syncs.items()))
 
 
 def make_batch(model: crnn.CRNN, batch: int, frames: int, vocab: int, device: torch.device) -> Batch:
@@ -117,6 +165,22 @@ def main(args: argparse.Namespace) -> None:
     def optimizer_only() -> None:
         optimizer.step()
 
+    # Ragged batches: the whole step, and the encoder alone, with cuDNN fed packed or padded sequences.
+    rb = ragged(batch)
+    r_lengths = model.output_lengths(rb.x_lens)
+
+    def encoder_ragged_fb() -> None:
+        with autocast():
+            f, _, _ = model.encoder(feats_in, r_lengths)
+        f.float().sum().backward()
+
+    ragged_rows = []
+    for mode in ("packed", "padded"):
+        ragged_rows.append((f"whole step, ragged batch, {mode} input", median_seconds(with_input_mode(
+            mode, lambda: train_step(model, rb, optimizer, scaler, amp_dtype, 5.0, params)), device, args.warmup, repeats)))
+        ragged_rows.append((f"encoder, ragged batch, {mode} input", median_seconds(with_input_mode(
+            mode, encoder_ragged_fb), device, args.warmup, repeats)))
+
     parts = [(f"frontend ({model.cfg.frontend}: log-mel + conv)", frontend_fb),
              (f"encoder (crnn {args.cell} x{L})", encoder_fb), ("head + CTC", head_ctc_fb),
              ("optimizer (fused AdamW)", optimizer_only)]
@@ -131,10 +195,12 @@ def main(args: argparse.Namespace) -> None:
     print("|---|---:|---:|")
     print(f"| torch.nn.{native_cls.__name__} stack alone (forward+backward) | {native_s * 1e3:.1f} | 1.00 |")
     print(f"| **whole training step** | {step_s * 1e3:.1f} | {step_s / native_s:.2f} |")
-    for pname, s in part_s:
+    for pname, s in part_s + ragged_rows:
         print(f"| {pname} | {s * 1e3:.1f} | {s / native_s:.2f} |")
     verdict = "met" if step_s <= 1.25 * native_s else "not met"
     print(f"\nstep / recurrent stack = {step_s / native_s:.2f} (target <= 1.25 on a GPU: {verdict})")
+    if args.profile:
+        profile_step(lambda: train_step(model, rb, optimizer, scaler, amp_dtype, 5.0, params), device)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,35 @@ def test_padding_never_changes_valid_outputs(cell, bidirectional, device):
             torch.testing.assert_close(a[:, i : i + 1], b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_packed_and_padded_cudnn_input_agree(cell, device, monkeypatch):
+    """Both ways of feeding a ragged batch to cuDNN (``CRNN_CUDA_RNN_INPUT``), and a full-length batch
+    (sent unpacked), give the same outputs, states and gradients."""
+    layer = crnn.get_cell(cell)(3, 4, bidirectional=True).to(device)
+    x = torch.randn(3, 9, 3, device=device)
+    results = []
+    for mode, lengths in (("packed", [9, 4, 6]), ("padded", [9, 4, 6]), ("packed", [9, 9, 9])):
+        monkeypatch.setenv("CRNN_CUDA_RNN_INPUT", mode)
+        layer.zero_grad()
+        xi = x.clone().requires_grad_()
+        y, _, s = layer(xi, torch.tensor(lengths, device=device))
+        (y * torch.linspace(-1, 1, y.numel(), device=device).view_as(y)).sum().backward()
+        results.append((y.detach(), _state_leaves(s), xi.grad, [p.grad.clone() for p in layer.parameters()]))
+    (y0, s0, gx0, g0), (y1, s1, gx1, g1), (y2, _, _, _) = results
+    torch.testing.assert_close(y1, y0, atol=1e-5, rtol=1e-5)
+    for a, b in zip(s0, s1):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gx1, gx0, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    ref = layer.rnn(x)[0]
+    torch.testing.assert_close(y2, ref.detach(), atol=1e-6, rtol=1e-6)
+    monkeypatch.setenv("CRNN_CUDA_RNN_INPUT", "sideways")
+    if torch.device(device).type == "cuda":
+        with pytest.raises(ValueError, match="CRNN_CUDA_RNN_INPUT"):
+            layer(x, torch.tensor([9, 4, 6], device=device))
+
+
 @pytest.mark.parametrize("cell", ["gru_ref", "mingru", "mycell"])
 def test_bad_input_is_reported(cell):
     layer = crnn.get_cell(cell)(3, 4)

@@ -1,12 +1,15 @@
 """cuDNN-backed layers: thin wrappers over ``torch.nn.GRU/LSTM/RNN``.
 
-On CUDA the input is packed, so cuDNN runs each sequence to its own length. On the CPU, PyTorch's
+On CUDA the input is packed, so cuDNN runs each sequence to its own length (a batch whose sequences all
+have the full length goes to cuDNN as it is: nothing to pack, the same maths). ``CRNN_CUDA_RNN_INPUT=padded``
+runs ragged CUDA batches the CPU's way instead, so ``bench/train_step.py`` can compare the two. On the CPU, PyTorch's
 packed-sequence backward accumulates one full-size gradient per time step (quadratic in T), so there each
 direction runs on the padded batch instead — the reverse direction on sequences reversed *within* their
 lengths — which gives the same valid outputs several times faster.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -24,6 +27,14 @@ from crnn.lengths import length_mask
 def rnn_tanh_cell(gx: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
     """One Elman step. gx: (B, H) precomputed ``W_ih x + b_ih``, h: (B, H) -> new h (B, H)."""
     return torch.tanh(gx + F.linear(h, w_hh, b_hh))
+
+
+def cuda_input() -> str:
+    """How ragged CUDA batches reach cuDNN: "packed" (default) or "padded" (``CRNN_CUDA_RNN_INPUT``)."""
+    value = os.environ.get("CRNN_CUDA_RNN_INPUT", "packed")
+    if value not in ("packed", "padded"):
+        raise ValueError(f"CRNN_CUDA_RNN_INPUT must be packed or padded, got {value!r}")
+    return value
 
 
 class _TorchRNNLayer(nn.Module):
@@ -49,9 +60,10 @@ class _TorchRNNLayer(nn.Module):
         """x: (B, T, D), lengths: (B,) -> y: (B, T, H * dirs), lengths, state (dirs, B, H) or an (h, c) pair."""
         if exporting():
             return self._forward_export(x, lengths, state)
-        if x.is_cuda or not self._padded_path_exact(lengths, x.size(1)):
-            return self._forward_packed(x, lengths, state)
-        return self._forward_padded(x, lengths, state)
+        padded_wanted = not x.is_cuda or cuda_input() == "padded"
+        if padded_wanted and self._padded_path_exact(lengths, x.size(1)):
+            return self._forward_padded(x, lengths, state)
+        return self._forward_packed(x, lengths, state)
 
     def _padded_path_exact(self, lengths: torch.Tensor, total: int) -> bool:
         # GRU/RNN states are read back from the outputs; an LSTM's memory cell is not among them.
@@ -59,7 +71,11 @@ class _TorchRNNLayer(nn.Module):
 
     def _forward_packed(self, x, lengths, state):
         total = x.size(1)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        lengths_cpu = lengths.cpu()  # packing needs host lengths: the one sync of this layer
+        if bool((lengths_cpu == total).all()):  # nothing to pack: the padded call is the same maths
+            y, state = self.rnn(x, state)
+            return y, lengths, state
+        packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
         y, state = self.rnn(packed, state)
         y, _ = pad_packed_sequence(y, batch_first=True, total_length=total)
         return y, lengths, state
