@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+from dataclasses import replace
 import json
 import os
 import platform
@@ -235,13 +236,14 @@ def cuda_tables(args: argparse.Namespace, refs: list[str], lp: torch.Tensor, len
                 device: str = "cuda") -> None:
     """Ours on CUDA against ``cuda_ctc_decoder`` per beam; beam search cost over greedy per batch size."""
     print("\n# CUDA: crnn against torchaudio's cuda_ctc_decoder (no LM), same posteriors")
-    print("| beam | crnn cuda exact utt/s | crnn cuda fast utt/s | cuda_ctc_decoder utt/s | crnn fast, x peer speed | CER ours / peer |")
+    print("| beam | crnn cuda exact utt/s | crnn cuda fast + graph utt/s | cuda_ctc_decoder utt/s | crnn fast + graph, x peer speed | CER ours / peer |")
     print("|---|---|---|---|---|---|")
     B = lp.size(0)
     for beam in args.cuda_peer_beams:
         exact_s, exact_h = time_ours(lp, lengths, DecodeOptions(beam_size=beam), device, args.repeats)
         fast_s, _ = time_ours(lp, lengths, DecodeOptions(beam_size=beam, token_prune=args.token_prune,
-                                                         blank_skip=args.blank_skip), device, args.repeats)
+                                                         blank_skip=args.blank_skip, cuda_graph=True),
+                              device, args.repeats)
         try:
             peer_s, peer_h = time_cuda_peer(lp, beam, args.repeats, blank_skip=0.95)
             peer = f"{B / peer_s:.1f} | {peer_s / fast_s:.2f}x | {cer(refs, exact_h):.3f} / {cer(refs, peer_h):.3f}"
@@ -250,17 +252,20 @@ def cuda_tables(args: argparse.Namespace, refs: list[str], lp: torch.Tensor, len
         print(f"| {beam} | {B / exact_s:.1f} | {B / fast_s:.1f} | {peer} |", flush=True)
 
     print(f"\n# CUDA: beam search time / greedy time (beam {args.ratio_beam}, no LM; {lp.size(1)} frames)")
-    print("| batch | greedy ms | beam exact ms | beam fast ms | exact / greedy | fast / greedy |")
-    print("|---|---|---|---|---|---|")
+    print("| batch | greedy ms | beam exact ms | beam fast ms | fast + graph ms | exact / greedy | fast / greedy "
+          "| fast + graph / greedy |")
+    print("|---|---|---|---|---|---|---|---|")
     for batch in args.ratio_batches:
         texts = random_texts(batch, lp.size(1) // 5, seed=batch)
         x = posteriors(texts, lp.size(1), seed=batch)
         n = torch.full((batch,), lp.size(1), dtype=torch.int32)
         g, _ = time_greedy(x, n, device, args.repeats)
         e, _ = time_ours(x, n, DecodeOptions(beam_size=args.ratio_beam), device, args.repeats)
-        f, _ = time_ours(x, n, DecodeOptions(beam_size=args.ratio_beam, token_prune=args.token_prune,
-                                             blank_skip=args.blank_skip), device, args.repeats)
-        print(f"| {batch} | {g * 1e3:.1f} | {e * 1e3:.1f} | {f * 1e3:.1f} | {e / g:.2f} | {f / g:.2f} |", flush=True)
+        fast = DecodeOptions(beam_size=args.ratio_beam, token_prune=args.token_prune, blank_skip=args.blank_skip)
+        f, _ = time_ours(x, n, fast, device, args.repeats)
+        fg, _ = time_ours(x, n, replace(fast, cuda_graph=True), device, args.repeats)
+        print(f"| {batch} | {g * 1e3:.1f} | {e * 1e3:.1f} | {f * 1e3:.1f} | {fg * 1e3:.1f} | {e / g:.2f} | {f / g:.2f} "
+              f"| {fg / g:.2f} |", flush=True)
 
 
 def cer(refs: list[str], hyps: list[str]) -> float:
@@ -303,7 +308,11 @@ def main(args: argparse.Namespace) -> None:
             exact = DecodeOptions(beam_size=beam, **kw)
             fast = DecodeOptions(beam_size=beam, token_prune=args.token_prune, blank_skip=args.blank_skip, **kw)
             for dev in devices:
-                for name, opts in ((f"crnn {dev}", exact), (f"crnn {dev} fast", fast)):
+                settings = [(f"crnn {dev}", exact), (f"crnn {dev} fast", fast)]
+                if dev == "cuda":  # the frame loop replayed as a CUDA graph
+                    settings += [("crnn cuda graph", replace(exact, cuda_graph=True)),
+                                 ("crnn cuda fast graph", replace(fast, cuda_graph=True))]
+                for name, opts in settings:
                     sec, hyps = time_ours(lp, lengths, opts, dev, args.repeats)
                     rows.append((name, B / sec, cer(refs, hyps)))
             if have_fl:

@@ -2,8 +2,10 @@
 lexicon, hotwords, grammar, timestamps, CTM, the Decoder interface and agreement with peers."""
 from __future__ import annotations
 
-import math
 import argparse
+import dataclasses
+import math
+import warnings
 import importlib.util
 import itertools
 
@@ -363,16 +365,22 @@ def _scorer_setups(tmp_path, word_lm):
 
 def test_every_scorer_gives_the_cpu_result_on_the_device(tmp_path, word_lm, device):
     """Beam search with each scorer (LM of words, characters or labels, lexicon, hotwords, grammar,
-    pruning) on ``device`` returns the CPU's n-best lists, scores and word timings."""
+    pruning) on ``device``, with and without the CUDA-graph frame loop, returns the CPU's n-best lists,
+    scores and word timings."""
     for name, tok, opts, lp, lengths in _scorer_setups(tmp_path, word_lm):
         dec = Decoder(tok, opts, frame_shift=0.04)
-        cpu, dev = dec(lp, lengths), dec(lp.to(device), lengths.to(device))
+        graphed = Decoder(tok, dataclasses.replace(opts, cuda_graph=True), frame_shift=0.04)
+        cpu = dec(lp, lengths)
         assert any(h.tokens for hyps in cpu for h in hyps), name
-        for a, b in zip(cpu, dev, strict=True):
-            assert [h.tokens for h in a] == [h.tokens for h in b], name
-            assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3), name
-            assert [(w["word"], w["start"], w["end"]) for w in a[0].words] == \
-                [(w["word"], w["start"], w["end"]) for w in b[0].words], name
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a failed graph capture warns: that fails the test
+            on_device = [dec(lp.to(device), lengths.to(device)), graphed(lp.to(device), lengths.to(device))]
+        for dev in on_device:
+            for a, b in zip(cpu, dev, strict=True):
+                assert [h.tokens for h in a] == [h.tokens for h in b], name
+                assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3), name
+                assert [(w["word"], w["start"], w["end"]) for w in a[0].words] == \
+                    [(w["word"], w["start"], w["end"]) for w in b[0].words], name
     greedy_cpu, greedy_dev = ctc_greedy(lp, lengths), ctc_greedy(lp.to(device), lengths.to(device))
     assert [(h.tokens, h.spans) for h in greedy_cpu] == [(h.tokens, h.spans) for h in greedy_dev]
 

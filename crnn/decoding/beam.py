@@ -12,6 +12,7 @@ terms and carry their own per-beam state.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple, Protocol, Sequence
 
 import torch
@@ -245,6 +246,51 @@ def _frame_step(
     return (kept, kept_sstate, torch.where(active, bp_parent, consts.keep_idx), torch.where(active, bp_token, 0))
 
 
+class _GraphedFrameStep:
+    """``_frame_step`` captured once as a CUDA graph and replayed for every frame.
+
+    The eager step launches some 100-165 small kernels per frame (more with scorers), each costing more
+    to launch than to run at decoding's sizes; a replay launches them as one graph. The graph reads its
+    inputs from fixed buffers, so each frame copies the frame's inputs in and the new state back.
+    """
+
+    def __init__(self, lp_t, cand, cand_lp, gap, active, beams: _Beams, sstate: dict[str, torch.Tensor],
+                 scorers: Sequence[Scorer], consts: _StepConstants):
+        def buffer(t):
+            return None if t is None else t.clone()
+
+        self.lp_t, self.cand, self.cand_lp, self.gap, self.active = map(buffer, (lp_t, cand, cand_lp, gap, active))
+        self.beams = _Beams(*(t.clone() for t in beams))
+        self.sstate = {k: v.clone() for k, v in sstate.items()}
+
+        def step():
+            return _frame_step(self.lp_t, self.cand, self.cand_lp, self.gap, self.active, self.beams, self.sstate,
+                               scorers, consts)
+
+        side = torch.cuda.Stream(device=lp_t.device)
+        side.wait_stream(torch.cuda.current_stream(lp_t.device))
+        with torch.cuda.stream(side):
+            step()  # warm-up outside the capture: lazy initialisation, library handles
+        torch.cuda.current_stream(lp_t.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = step()
+
+    def __call__(self, lp_t, cand, cand_lp, gap, active) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame: the search state advances in place; returns the frame's (B, K) back-pointers."""
+        for buf, new in ((self.lp_t, lp_t), (self.cand, cand), (self.cand_lp, cand_lp), (self.gap, gap),
+                         (self.active, active)):
+            if buf is not None:
+                buf.copy_(new)
+        self.graph.replay()
+        new_beams, new_sstate, bp_parent, bp_token = self.out
+        for buf, new in zip(self.beams, new_beams):
+            buf.copy_(new)
+        for k, buf in self.sstate.items():
+            buf.copy_(new_sstate[k])
+        return bp_parent.clone(), bp_token.clone()
+
+
 @torch.no_grad()
 def ctc_beam_search(
     log_probs: torch.Tensor,
@@ -255,6 +301,7 @@ def ctc_beam_search(
     token_prune: int | None = None,
     blank_skip: float | None = None,
     scorers: Sequence[Scorer] = (),
+    cuda_graph: bool = False,
 ) -> list[list[Hypothesis]]:
     """CTC prefix beam search over a batch.
 
@@ -269,6 +316,8 @@ def ctc_beam_search(
         blank_skip: skip frames whose blank posterior exceeds this (e.g. 0.999), treating them as
             pure blank; None searches every frame. (Default: None)
         scorers: extra score terms (LM fusion, lexicon, hotwords, grammar); see ``Scorer``.
+        cuda_graph: on CUDA, replay the frame step as a captured CUDA graph (same results; falls back to
+            the eager loop, with a warning, where capture fails). Ignored on the CPU. (Default: False)
 
     Returns:
         Per utterance, up to ``nbest`` hypotheses (at least one), best first. ``score`` is the natural-log
@@ -316,17 +365,25 @@ def ctc_beam_search(
         # Each frame's C most probable non-blank tokens, chosen for all frames at once.
         cand_lp_all, cand_all = lp_steps[:, :, 1:].topk(C, dim=2)
         cand_all = cand_all + 1
+    graphed: _GraphedFrameStep | None = None
     for j in range(T2):
         gap = skipped_before[:, j : j + 1] if blank_skip is not None else None
         active = None if j < min_steps else (j < steps)[:, None]
         cand = cand_lp = None
         if cand_all is not None:
             cand, cand_lp = cand_all[:, j], cand_lp_all[:, j]
-        beams, sstate, bp_parent, bp_token = _frame_step(
-            lp_steps[:, j], cand, cand_lp, gap, active, beams, sstate, scorers, consts
-        )
+        if cuda_graph and device.type == "cuda" and j == 0:
+            graphed = _capture(lp_steps[:, j], cand, cand_lp, gap, (j < steps)[:, None], beams, sstate, scorers, consts)
+        if graphed is not None:
+            bp_parent, bp_token = graphed(lp_steps[:, j], cand, cand_lp, gap, (j < steps)[:, None])
+        else:
+            beams, sstate, bp_parent, bp_token = _frame_step(
+                lp_steps[:, j], cand, cand_lp, gap, active, beams, sstate, scorers, consts
+            )
         back_parent.append(bp_parent)
         back_token.append(bp_token)
+    if graphed is not None:
+        beams, sstate = graphed.beams, graphed.sstate
 
     pb, pnb, extra, last = beams.pb, beams.pnb, beams.extra, beams.last
     unconstrained = torch.logaddexp(pb, pnb) + skipped_after[:, None] + extra
@@ -341,6 +398,16 @@ def ctc_beam_search(
     best, order = total.topk(n, dim=1)  # (B, n)
     tokens = _backtrack(back_parent, back_token, order)
     return _hypotheses(lp, lengths, frames, best, tokens)
+
+
+def _capture(*args) -> _GraphedFrameStep | None:
+    """Capture the frame step as a CUDA graph, or warn and return None (the eager loop runs instead)."""
+    try:
+        return _GraphedFrameStep(*args)
+    except Exception as e:  # an op that cannot be captured, an old driver: never fail the decode for it
+        warnings.warn(f"CUDA graph capture of the beam search failed ({type(e).__name__}: {e}); "
+                      "decoding without it", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def _backtrack(back_parent: list[torch.Tensor], back_token: list[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ class DecodeOptions:
     grammar: str | None = None  # label grammar file: "FROM TO1 TO2 ..." lines
     token_prune: int | None = None  # extend only by each frame's top-k tokens (None: all)
     blank_skip: float | None = None  # skip frames with blank posterior above this (e.g. 0.999)
+    cuda_graph: bool = False  # on CUDA, replay the per-frame search step as one captured graph
 
 
 class Decoder:
@@ -94,7 +95,7 @@ class Decoder:
             # when an n-best list is wanted, and keep the best of each distinct text.
             nbest = ctc_beam_search(
                 log_probs, lengths, beam_size=o.beam_size, nbest=o.beam_size if o.nbest > 1 else 1,
-                token_prune=o.token_prune, blank_skip=o.blank_skip, scorers=self.scorers,
+                token_prune=o.token_prune, blank_skip=o.blank_skip, scorers=self.scorers, cuda_graph=o.cuda_graph,
             )
         out = []
         for hyps in nbest:
