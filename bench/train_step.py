@@ -68,7 +68,10 @@ def with_input_mode(mode: str, fn):
         try:
             return fn()
         finally:
-            os.environ.pop("CRNN_CUDA_RNN_INPUT") if old is None else os.environ.__setitem__("CRNN_CUDA_RNN_INPUT", old)
+            if old is None:
+                del os.environ["CRNN_CUDA_RNN_INPUT"]
+            else:
+                os.environ["CRNN_CUDA_RNN_INPUT"] = old
     return run
 
 

@@ -14,6 +14,7 @@ busy percentage (NVML, every 20 ms) over the decoding; the target is >= 70 % bus
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import threading
 import time
@@ -113,11 +114,7 @@ def time_decoding(args, model: crnn.CRNN, device: torch.device, clips: int, work
                               workers=0))  # warm-up: cuDNN algorithm choice, allocator
         busy = BusySampler(device) if device.type == "cuda" else None
         t0 = time.perf_counter()
-        if busy:
-            with busy:
-                results = list(transcribe_files(model, paths, batch_size=args.decode_batch, device=device,
-                                                workers=workers))
-        else:
+        with busy or contextlib.nullcontext():
             results = list(transcribe_files(model, paths, batch_size=args.decode_batch, device=device,
                                             workers=workers))
         seconds = time.perf_counter() - t0
