@@ -18,9 +18,9 @@ import torch
 
 import crnn
 from common import machine
-from crnn.data.actions import ActionsConfig, ActionsDataset, actions_tokenizer
+from crnn.data.builtin.actions import ActionsConfig, ActionsDataset, actions_tokenizer
 from crnn.data.collate import collate
-from crnn.data.video_augment import STANDARD, ClipAugment
+from crnn.data.video.augment import STANDARD, ClipAugment
 from crnn.training.step import make_optimizer, train_step
 
 

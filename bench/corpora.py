@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from crnn.data.audio import read_audio  # noqa: E402
-from crnn.data.audio_dataset import AudioDataset  # noqa: E402
+from crnn.data.audio.dataset import AudioDataset  # noqa: E402
 from crnn.data.collate import collate  # noqa: E402
 from crnn.data.manifest import read_manifest  # noqa: E402
 from crnn.tokenizer import Tokenizer  # noqa: E402

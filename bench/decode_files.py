@@ -34,7 +34,7 @@ import crnn
 from common import machine
 from crnn.data.audio import read_audio
 from crnn.data.collate import collate
-from crnn.data.dtmf import dtmf_tokenizer, generate_utterance
+from crnn.data.builtin.dtmf import dtmf_tokenizer, generate_utterance
 from crnn.decoding import ctc_greedy
 from crnn.inference import transcribe_files
 from crnn.checkpoint import save_checkpoint
@@ -78,7 +78,7 @@ def sync(device: torch.device) -> None:
 
 def model_only_seconds(model: crnn.CRNN, paths: list[Path], batch_size: int, device: torch.device) -> float:
     """Wall time of device transfer + forward + greedy decoding over in-memory waveforms, CLI batching."""
-    sr = int(model.cfg.frontend_args["sample_rate"])
+    sr = model.sample_rate
     items = [{"signal": read_audio(str(p), sr), "tokens": torch.zeros(0, dtype=torch.long), "text": "",
               "path": str(p)} for p in paths]
     batches = [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
@@ -134,7 +134,7 @@ def main(args: argparse.Namespace) -> None:
             ckpt = tmp_dir / "model.pt"
             save_checkpoint(ckpt, model, {})
             model = crnn.load_model(ckpt, device=device)
-        sr = int(model.cfg.frontend_args["sample_rate"])
+        sr = model.sample_rate
         wav_dir = tmp_dir / "wavs"
         wav_dir.mkdir()
         paths = write_files(wav_dir, n_files, seconds, sr)

@@ -32,7 +32,7 @@ SR = 16000
 
 def write_recording(path: Path, minutes: float, seed: int = 0) -> None:
     """DTMF utterances with pauses and noise, written a block at a time (the writer never holds the file)."""
-    from crnn.data.dtmf import DTMFSpec, generate_utterance
+    from crnn.data.builtin.dtmf import DTMFSpec, generate_utterance
 
     rng = np.random.default_rng(seed)
     spec = DTMFSpec(snr_db=(15.0, 30.0), level_db=(-20.0, -6.0))
@@ -52,7 +52,7 @@ def decode_once(path: str, preset: str, segment: str, threads: int) -> dict:
     import torch
 
     import crnn
-    from crnn.data.dtmf import dtmf_tokenizer
+    from crnn.data.builtin.dtmf import dtmf_tokenizer
     from crnn.inference import SegmentOptions, transcribe_files
 
     torch.set_num_threads(threads)

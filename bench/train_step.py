@@ -95,7 +95,7 @@ def profile_step(step, device: torch.device) -> None:
 
 def make_batch(model: crnn.CRNN, batch: int, frames: int, vocab: int, device: torch.device) -> Batch:
     """Random waveforms whose frontend output is exactly ``frames`` long, and random labels of frames/4."""
-    sr = int(model.cfg.frontend_args["sample_rate"])
+    sr = model.sample_rate
     samples = int(frames * model.frame_shift * sr)
     while int(model.output_lengths(torch.tensor([samples]))[0]) < frames:
         samples += int(model.frame_shift * sr) // 4 or 1

@@ -68,9 +68,9 @@ def _probe_item(cfg: TrainConfig, model, i: int):
 
     if cfg.train_manifest:
         rows = read_rows(cfg.val_manifest or cfg.train_manifest, cfg.manifest_format)
-        ds = make_dataset(rows[: 8], model.tokenizer, model.modality, model.cfg, train=False)
+        ds = make_dataset(rows[: 8], model.tokenizer, model.modality, model.reader_args, train=False)
         return ds[i % len(ds)]
-    bundle = build_builtin(cfg.task, 1, 8, cfg.seed, model.cfg.frontend_args.get("sample_rate"))
+    bundle = build_builtin(cfg.task, 1, 8, cfg.seed, model.sample_rate)
     return bundle.val[i]
 
 

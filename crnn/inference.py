@@ -136,12 +136,12 @@ class InputPieces(IterableDataset):
     def __init__(self, inputs: Sequence[Input], model: CRNN, segment: SegmentOptions):
         self.inputs = list(inputs)
         self.audio = model.modality == "audio"
-        self.sample_rate = int(model.cfg.frontend_args.get("sample_rate", 16000)) if self.audio else None
+        self.sample_rate = model.sample_rate
         self.segment = segment
         if not self.audio:
             from crnn.data.media import make_reader
 
-            self.load_clip = make_reader(model.modality, model.cfg)
+            self.load_clip = make_reader(model.modality, model.reader_args)
 
     def __iter__(self):
         info = get_worker_info()
@@ -158,7 +158,7 @@ class InputPieces(IterableDataset):
 
     def _pieces(self, i: int, name: str, item: Input) -> Iterator[dict]:
         from crnn.data.audio import read_audio
-        from crnn.data.audio_blocks import ArraySource, open_audio, to_model_rate
+        from crnn.data.audio.blocks import ArraySource, open_audio, to_model_rate
 
         whole = {"index": i, "name": name, "k": 0, "n": 1, "segment": None}
         if not self.audio:

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from crnn.config import PRESETS, ModelConfig
 from crnn.encoder import RecurrentEncoder
-from crnn.frontends import build_frontend
+from crnn.frontends import build_frontend, reader_args
 
 
 class CRNN(nn.Module):
@@ -44,6 +44,18 @@ class CRNN(nn.Module):
     def modality(self) -> str:
         """What the model reads: ``"audio"``, ``"video"`` or ``"features"`` (its frontend's modality)."""
         return self.frontend.modality
+
+    @property
+    def reader_args(self) -> dict:
+        """What a file reader needs to feed this model (``sample_rate``; ``fps``, ``height``, ``width``,
+        ``crop_margin``), from the frontend itself (``crnn.frontends.reader_args``)."""
+        return reader_args(self.frontend)
+
+    @property
+    def sample_rate(self) -> int | None:
+        """Samples per second an audio model reads (None for other modalities)."""
+        rate = self.reader_args.get("sample_rate") if self.modality == "audio" else None
+        return int(rate) if rate is not None else None
 
     @property
     def frame_shift(self) -> float | None:

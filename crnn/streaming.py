@@ -181,7 +181,7 @@ class StreamingRecognizer:
 def stream_file(model: CRNN, waveform: torch.Tensor, chunk_seconds: float = 0.1) -> StreamingRecognizer:
     """Feed a whole waveform (S,) through a StreamingRecognizer in chunks; returns the finished stream."""
     stream = StreamingRecognizer(model)
-    step = max(1, int(chunk_seconds * model.cfg.frontend_args["sample_rate"]))
+    step = max(1, int(chunk_seconds * model.sample_rate))
     for i in range(0, waveform.numel(), step):
         stream.accept(waveform[i:i + step])
     stream.finish()

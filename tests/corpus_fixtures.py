@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from crnn.data.dtmf import generate_utterance
+from crnn.data.builtin.dtmf import generate_utterance
 
 SR = 16000
 TEXTS = ["one two", "three four", "five six", "seven", "eight nine", "ten", "two three", "four five"]

@@ -8,13 +8,13 @@ import torch
 
 import crnn
 from train_helpers import fit_batch
-from crnn.data import action_scenes as scenes
-from crnn.data.actions import (ACTIONS, PALETTE, ActionsConfig, ActionsDataset, actions_splits, actions_tokenizer, clip_rng,
+from crnn.data.builtin import action_scenes as scenes
+from crnn.data.builtin.actions import (ACTIONS, PALETTE, ActionsConfig, ActionsDataset, actions_splits, actions_tokenizer, clip_rng,
                                generate_clip, render_clip, write_action_clips)
 from crnn.data.collate import collate
 from crnn.data.manifest import read_manifest
 from crnn.data.video import read_video
-from crnn.data.video_dataset import make_video_dataset
+from crnn.data.video.dataset import make_video_dataset
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -132,8 +132,8 @@ def test_write_action_clips_roundtrip(tmp_path):
         # noise is smoothed away): small errors against the picture's own spread
         ref = torch.from_numpy(frames).float()
         assert (clip.float() - ref).abs().mean() < 0.3 * (ref - ref.mean()).abs().mean(), rendered.look
-    model_cfg = crnn.create_model("video_tiny", vocab_size=len(tok)).cfg
-    ds = make_video_dataset(rows, tok, model_cfg, train=False)
+    reader_args = crnn.create_model("video_tiny", vocab_size=len(tok)).reader_args
+    ds = make_video_dataset(rows, tok, reader_args, train=False)
     item = ds[0]
     assert item["signal"].shape[1:] == (3, 64, 64) and item["text"] == rows[0]["text"]
     assert [k for k, _ in groupby(item["frame_labels"].tolist())] == item["tokens"].tolist()
@@ -282,8 +282,8 @@ def test_synth_writes_the_held_out_look_and_eval_reads_it(tmp_path):
         assert rendered.look.shape in scenes.HELD_OUT_SHAPES and rendered.look.background in scenes.HELD_OUT_BACKGROUNDS
         assert row["text"] == " ".join(rendered.actions) and read_video(row["path"]).shape == rendered.frames.shape
     tok = actions_tokenizer()
-    model_cfg = crnn.create_model("video_tiny", vocab_size=len(tok)).cfg
-    item = make_video_dataset(rows, tok, model_cfg, train=False)[0]  # resized and resampled like any clip
+    reader_args = crnn.create_model("video_tiny", vocab_size=len(tok)).reader_args
+    item = make_video_dataset(rows, tok, reader_args, train=False)[0]  # resized and resampled like any clip
     assert item["signal"].shape[1:] == (3, 64, 64) and len(item["frame_labels"]) == len(item["signal"])
     assert [k for k, _ in groupby(item["frame_labels"].tolist())] == item["tokens"].tolist()
 

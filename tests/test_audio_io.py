@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from crnn.data.audio import AudioReadError, audio_duration, read_audio, write_audio
-from crnn.data.audio_dataset import AudioDataset, speech_tokenizer
+from crnn.data.audio.dataset import AudioDataset, speech_tokenizer
 from crnn.data.collate import BadSample, collate
 
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from crnn.data.augment import AugmentConfig, WaveAugment, colored_noise
+from crnn.data.audio.augment import AugmentConfig, WaveAugment, colored_noise
 
 SR = 16000
 
@@ -104,7 +104,7 @@ def test_bad_config():
 def test_narrowband_removes_the_upper_band_only():
     import torch
 
-    from crnn.data.augment import AugmentConfig, WaveAugment
+    from crnn.data.audio.augment import AugmentConfig, WaveAugment
 
     sr = 16000
     t = torch.arange(sr) / sr
@@ -118,8 +118,8 @@ def test_narrowband_removes_the_upper_band_only():
 
 
 # ---------------------------------------------------------------- recording conditions
-from crnn.data.audio_dataset import AudioDataset, speech_tokenizer  # noqa: E402
-from crnn.data.augment import CODECS, simulated_rir  # noqa: E402
+from crnn.data.audio.dataset import AudioDataset, speech_tokenizer  # noqa: E402
+from crnn.data.audio.augment import CODECS, simulated_rir  # noqa: E402
 
 
 def decay_time(response: torch.Tensor, sr: int = SR) -> float:

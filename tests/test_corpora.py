@@ -11,7 +11,7 @@ from cli_helpers import TINY, run_cli
 from corpus_fixtures import SR, audiofolder, commonvoice, kaldi_dir, utterances, wenet_list
 
 from crnn.data.audio import AudioReadError, read_audio
-from crnn.data.audio_dataset import AudioDataset, speech_tokenizer
+from crnn.data.audio.dataset import AudioDataset, speech_tokenizer
 from crnn.data.errors import ManifestError
 from crnn.data.manifest import detect_format, read_manifest
 

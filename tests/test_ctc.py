@@ -64,13 +64,13 @@ def test_evaluation_scores_items_too_fast_for_the_frame_rate():
     """A reference longer than CTC lets the frames hold is decoded and its errors counted, not hidden."""
     from cli_helpers import tiny_model
     from crnn.data.collate import Batch
-    from crnn.data.dtmf import dtmf_tokenizer
+    from crnn.data.builtin.dtmf import dtmf_tokenizer
     from crnn.training.evaluate import evaluate
 
     tok = dtmf_tokenizer()
     model = tiny_model(len(tok))
     model.tokenizer = tok
-    sr = model.cfg.frontend_args["sample_rate"]
+    sr = model.sample_rate
     texts = ["12", "1234567890" * 3]  # the second: 30 keys in 0.25 s
     x = torch.randn(2, sr) * 0.1
     x_lens = torch.tensor([sr, sr // 4])

@@ -13,7 +13,7 @@ import torch
 
 from cli_helpers import tiny_model
 from crnn.checkpoint import save_checkpoint
-from crnn.data.audio_dataset import speech_tokenizer
+from crnn.data.audio.dataset import speech_tokenizer
 
 pytestmark = pytest.mark.slow
 

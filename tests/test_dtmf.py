@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from crnn.data.dtmf import COL_HZ, KEY_TONES, KEYS, ROW_HZ, DTMFDataset, DTMFSpec, generate_utterance
+from crnn.data.builtin.dtmf import COL_HZ, KEY_TONES, KEYS, ROW_HZ, DTMFDataset, DTMFSpec, generate_utterance
 
 
 def dominant_tones(x: np.ndarray, sr: int) -> tuple[float, float]:

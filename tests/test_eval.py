@@ -15,7 +15,7 @@ import torch
 import crnn
 from cli_helpers import tiny_model
 from crnn.data.audio import read_audio
-from crnn.data.audio_dataset import speech_tokenizer
+from crnn.data.audio.dataset import speech_tokenizer
 from crnn.data.manifest import write_manifest
 from crnn.decoding import ctc_greedy
 from crnn.metrics import error_rates

@@ -12,7 +12,7 @@ import crnn
 from crnn.cells.base import export_mode
 from crnn.cells.registry import _CELLS
 from crnn.checkpoint import CheckpointError, save_checkpoint
-from crnn.data.dtmf import dtmf_tokenizer, generate_utterance
+from crnn.data.builtin.dtmf import dtmf_tokenizer, generate_utterance
 from crnn.export import (ExportError, OnnxModel, export_metadata, export_onnx, export_streaming_onnx,
                          save_program, state_layout)
 

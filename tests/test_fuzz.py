@@ -25,10 +25,10 @@ import torch
 import crnn
 from crnn.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint, save_checkpoint
 from crnn.data.audio import AudioReadError, read_audio
-from crnn.data.breakfast import breakfast_rows
-from crnn.data.librispeech import read_transcripts
+from crnn.data.corpora.breakfast import breakfast_rows
+from crnn.data.corpora.librispeech import read_transcripts
 from crnn.data.manifest import ManifestError, read_manifest
-from crnn.data.phoenix import phoenix_rows
+from crnn.data.corpora.phoenix import phoenix_rows
 from crnn.data.video import VideoReadError, read_features, read_video, write_video
 from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import ArpaFormatError, read_arpa

@@ -13,7 +13,7 @@ import soundfile as sf
 
 import crnn
 from cli_helpers import run_cli
-from crnn.data.dtmf import DTMFSpec, generate_utterance
+from crnn.data.builtin.dtmf import DTMFSpec, generate_utterance
 
 CKPT = Path(__file__).parent / "data" / "dtmf_tiny.pt"
 SR = 16000  # the model reads 8 kHz: the long file is resampled piece by piece

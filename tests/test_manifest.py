@@ -77,7 +77,7 @@ def test_bad_csv_header_and_row(tmp_path):
         read_manifest(tmp_path / "r.csv")
     with pytest.raises(ManifestError, match="no such manifest"):
         read_manifest(tmp_path / "none.jsonl")
-    with pytest.raises(ManifestError, match="not a LibriSpeech"):
+    with pytest.raises(ManifestError, match="not a .*LibriSpeech"):
         read_manifest(tmp_path)
 
 

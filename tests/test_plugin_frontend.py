@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import TINY, run_cli
-from crnn.data.dtmf import write_dtmf_dataset
+from crnn.data.builtin.dtmf import write_dtmf_dataset
 
 pytestmark = pytest.mark.slow
 

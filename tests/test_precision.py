@@ -6,7 +6,7 @@ import torch
 from cli_helpers import tiny_model
 
 from crnn.data.collate import collate
-from crnn.data.dtmf import DTMFDataset
+from crnn.data.builtin.dtmf import DTMFDataset
 from crnn.training.step import make_optimizer, train_step
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -10,11 +10,11 @@ import soundfile as sf
 import torch
 
 from crnn.data.audio import AudioReadError, audio_duration, read_audio
-from crnn.data.audio_dataset import AudioDataset, speech_tokenizer
+from crnn.data.audio.dataset import AudioDataset, speech_tokenizer
 from crnn.data.collate import BadSample
 from crnn.data.video import VideoReadError, read_features, read_video, write_video
 from crnn.data.build import make_tokenizer
-from crnn.data.video_dataset import VideoDataset
+from crnn.data.video.dataset import VideoDataset
 
 
 def tone(sr: int = 16000, seconds: float = 0.5) -> np.ndarray:
@@ -212,7 +212,7 @@ def test_fifo_inside_a_frame_folder_is_refused(tmp_path):
 
 
 def test_bad_noise_file_is_named_not_fed(tmp_path):
-    from crnn.data.augment import AugmentConfig, WaveAugment
+    from crnn.data.audio.augment import AugmentConfig, WaveAugment
 
     noise_dir = tmp_path / "noise"
     noise_dir.mkdir()

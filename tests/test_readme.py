@@ -15,9 +15,9 @@ import soundfile as sf
 
 import crnn
 from crnn.checkpoint import save_checkpoint
-from crnn.data.actions import actions_tokenizer
-from crnn.data.audio_dataset import speech_tokenizer
-from crnn.data.dtmf import dtmf_tokenizer
+from crnn.data.builtin.actions import actions_tokenizer
+from crnn.data.audio.dataset import speech_tokenizer
+from crnn.data.builtin.dtmf import dtmf_tokenizer
 from test_video_layouts import make_breakfast, make_phoenix
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from cli_helpers import TINY_MODEL, tiny_model, tiny_train_config
 from crnn.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from crnn.data.build import DataError
 from crnn.data.collate import collate
-from crnn.data.dtmf import DTMFDataset, write_dtmf_dataset
+from crnn.data.builtin.dtmf import DTMFDataset, write_dtmf_dataset
 from crnn.training import TrainConfig, train
 from crnn.training.run_dir import RunDirError
 from crnn.training.step import make_optimizer, train_step

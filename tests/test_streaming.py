@@ -11,7 +11,7 @@ import torch
 from cli_helpers import ROOT, run_cli
 
 import crnn
-from crnn.data.dtmf import dtmf_tokenizer, generate_utterance
+from crnn.data.builtin.dtmf import dtmf_tokenizer, generate_utterance
 from crnn.streaming import StreamingError, StreamingRecognizer, stream_file
 from crnn.checkpoint import save_checkpoint
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from crnn.data.dtmf import write_dtmf_dataset
+from crnn.data.builtin.dtmf import write_dtmf_dataset
 from crnn.training import train
 
 from cli_helpers import TINY_MODEL, tiny_train_config as quiet
@@ -53,7 +53,7 @@ def test_loss_falls_on_real_training_steps():
     import crnn
     from train_helpers import fit_batch
     from crnn.data.collate import collate
-    from crnn.data.dtmf import DTMFDataset
+    from crnn.data.builtin.dtmf import DTMFDataset
 
     torch.manual_seed(0)
     ds = DTMFDataset(8, seed=2, sample_rate=8000)

@@ -12,7 +12,7 @@ import torch
 
 import crnn
 from cli_helpers import run_cli
-from crnn.data.dtmf import DTMFSpec, generate_utterance
+from crnn.data.builtin.dtmf import DTMFSpec, generate_utterance
 from crnn.inference import transcribe_files
 
 CKPT = Path(__file__).parent / "data" / "dtmf_tiny.pt"

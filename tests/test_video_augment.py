@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from crnn.data.actions import ACTIONS, ActionsConfig, ActionsDataset
-from crnn.data.video_augment import (STANDARD, ClipAugment, ClipAugmentConfig, gaussian_blur, label_map_for,
+from crnn.data.builtin.actions import ACTIONS, ActionsConfig, ActionsDataset
+from crnn.data.video.augment import (STANDARD, ClipAugment, ClipAugmentConfig, gaussian_blur, label_map_for,
                                      mirrored_label_ids, rotate_hue)
-from crnn.data.video_dataset import VideoDataset
+from crnn.data.video.dataset import VideoDataset
 from crnn.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -154,7 +154,7 @@ def test_video_tiny_model_on_the_device_matches_the_cpu(device):
 
 def test_video_model_as_a_backbone(tmp_path):
     """A trained-style round trip: save, load, forward_features on clips, a new head on top."""
-    from crnn.data.actions import actions_tokenizer
+    from crnn.data.builtin.actions import actions_tokenizer
     from crnn.checkpoint import save_checkpoint
 
     tok = actions_tokenizer()

@@ -8,7 +8,7 @@ from crnn.data.collate import BadSample, collate
 from crnn.data.video import (VideoReadError, augment_indices, center_crop, hflip, random_crop, read_features,
                              read_video, resample_indices, video_fps, write_video)
 from crnn.data.build import make_tokenizer
-from crnn.data.video_dataset import VideoDataset
+from crnn.data.video.dataset import VideoDataset
 
 
 def ramp_clip(n: int = 20, h: int = 32, w: int = 48) -> torch.Tensor:
@@ -145,14 +145,14 @@ def test_clip_loader_matches_eval_dataset_and_pickles(tmp_path):
     import pickle
 
     import crnn
-    from crnn.data.video_dataset import clip_loader
+    from crnn.data.video.dataset import clip_loader
 
     write_video(tmp_path / "a.mp4", ramp_clip(20, 32, 32), fps=20)
-    cfg = crnn.create_model("video_tiny", vocab_size=3, height=16, width=16, crop_margin=0.25).cfg
-    load = pickle.loads(pickle.dumps(clip_loader(cfg)))  # DataLoader workers pickle it
+    model = crnn.create_model("video_tiny", vocab_size=3, height=16, width=16, crop_margin=0.25)
+    load = pickle.loads(pickle.dumps(clip_loader(model)))  # DataLoader workers pickle it
     frames = load(str(tmp_path / "a.mp4"))
     item = VideoDataset([{"path": str(tmp_path / "a.mp4"), "text": "a"}], make_tokenizer(["a"], "video"),
-                        cfg.frontend_args)[0]
+                        model.reader_args)[0]
     assert frames.shape == (10, 3, 16, 16) and torch.equal(frames, item["signal"])
     with pytest.raises(VideoReadError, match="gone.mp4"):
         load(str(tmp_path / "gone.mp4"))

@@ -8,12 +8,12 @@ from torchvision.io import encode_png
 
 import crnn
 from train_helpers import fit_batch
-from crnn.data.breakfast import breakfast_rows
+from crnn.data.corpora.breakfast import breakfast_rows
 from crnn.data.collate import BadSample, collate
 from crnn.data.manifest import ManifestError, read_manifest, write_manifest
-from crnn.data.phoenix import phoenix_rows
+from crnn.data.corpora.phoenix import phoenix_rows
 from crnn.data.build import make_tokenizer
-from crnn.data.video_dataset import VideoDataset
+from crnn.data.video.dataset import VideoDataset
 from crnn.decoding import ctc_greedy
 from crnn.video_metrics import FrameAccuracy, frame_accuracy, frame_predictions, label_error_rate, segment_from_spans
 

@@ -21,7 +21,7 @@ HELP = {
 
 
 def add_clip_augment_args(p: argparse.ArgumentParser) -> None:
-    from crnn.data.video_augment import PRESETS, ClipAugmentConfig
+    from crnn.data.video.augment import PRESETS, ClipAugmentConfig
 
     g = p.add_argument_group("clip augmentation (video frontends, training only; same draw for every frame of a clip, "
                              "on the GPU when training there)")
@@ -38,7 +38,7 @@ def add_clip_augment_args(p: argparse.ArgumentParser) -> None:
 
 def clip_augment_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The ``clip_augment`` dict of a TrainConfig: the preset's fields, then the flags given."""
-    from crnn.data.video_augment import PRESETS, ClipAugmentConfig
+    from crnn.data.video.augment import PRESETS, ClipAugmentConfig
 
     out = dict(PRESETS[args.clip_augment]) if getattr(args, "clip_augment", None) else {}
     for f in fields(ClipAugmentConfig):

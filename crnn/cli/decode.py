@@ -164,7 +164,7 @@ def _chunks_of(path: str, sample_rate: int, chunk: int):
             data = data[: len(data) // 2 * 2]
             yield torch.from_numpy(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0)
         return
-    from crnn.data.audio_blocks import open_audio, to_model_rate
+    from crnn.data.audio.blocks import open_audio, to_model_rate
 
     source = open_audio(path, sample_rate)  # AudioReadError names the file
     for block in source.blocks(10.0):  # resampled 10 s at a time: one piece in memory, few block edges
@@ -184,7 +184,7 @@ class SegmentedStream:
         from crnn.segment import EnergyMeter
 
         self.model, self.decoder, self.opts = model, decoder, segment
-        self.sr = int(model.cfg.frontend_args["sample_rate"])
+        self.sr = model.sample_rate
         self.shift = model.frame_shift
         self.meter = EnergyMeter(self.sr)
         self.energies = []  # energy frames (10 ms) of the undecoded audio and up to 30 s before it
@@ -271,7 +271,7 @@ def stream_main(args: argparse.Namespace, model, decoder, segment) -> int:
         return 2
     if segment.mode == "auto":  # live input has no length to compare: segments end at pauses, 20 s at most
         segment = type(segment)("fixed", length=segment.length, overlap=0.0)
-    sr = int(model.cfg.frontend_args["sample_rate"])
+    sr = model.sample_rate
     chunk = max(1, int(args.chunk_ms / 1000 * sr))
     paths = [p for item in args.inputs for p in ([item] if item == "-" else expand_inputs([item], "audio"))]
     targets = output_paths([p if p != "-" else "stdin" for p in paths], args.output_dir,

@@ -17,7 +17,7 @@ def write_samples(folder: Path, n: int, seed: int) -> list[tuple[Path, str]]:
     import numpy as np
     import soundfile as sf
 
-    from crnn.data.dtmf import generate_utterance
+    from crnn.data.builtin.dtmf import generate_utterance
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 99])

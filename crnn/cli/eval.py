@@ -67,7 +67,7 @@ def evaluate_manifest(args: argparse.Namespace):
     rows, dropped = prescan(rows, model.tokenizer, model, keep_infeasible=True)
     for line in dropped:
         print(f"skipped {line}", file=sys.stderr)
-    dataset = make_dataset(rows, model.tokenizer, model.modality, model.cfg, train=False)
+    dataset = make_dataset(rows, model.tokenizer, model.modality, model.reader_args, train=False)
     lengths = [float(n) for n in dataset.lengths()]
     # Length-sorted batches waste little compute on padding; order does not change the metrics.
     sampler = BucketBatchSampler(lengths, max_items=args.batch_size, shuffle=False)

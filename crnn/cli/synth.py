@@ -7,11 +7,11 @@ import sys
 
 def main(args: argparse.Namespace) -> int:
     if args.kind == "dtmf":
-        from crnn.data.dtmf import write_dtmf_dataset
+        from crnn.data.builtin.dtmf import write_dtmf_dataset
 
         manifest = write_dtmf_dataset(args.out, args.n, args.seed, sample_rate=args.sample_rate)
     else:
-        from crnn.data.actions import ActionsConfig, write_action_clips
+        from crnn.data.builtin.actions import ActionsConfig, write_action_clips
 
         if args.split == "test_look" and args.look == "basic":
             print("error: --split test_look draws the varied look's held-out shapes and backgrounds; "

@@ -7,7 +7,7 @@ import json
 from crnn.cli.clip_augment_args import add_clip_augment_args, clip_augment_from_args
 from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, parse_key_values,
                               positive_float, positive_int)
-from crnn.data.manifest import MANIFEST_FORMATS
+from crnn.data.manifest import manifest_formats
 from crnn.tokenizer import TEXT_NORMS, UNITS
 
 
@@ -20,7 +20,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                    help="built-in data when no manifest is given (actions_basic: the action task's original look)")
     d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
     d.add_argument("--val-manifest", help="validation manifest or folder")
-    d.add_argument("--manifest-format", choices=MANIFEST_FORMATS,
+    d.add_argument("--manifest-format", choices=manifest_formats(),
                    help="corpus layout of the manifests (default: detected from the path)")
     d.add_argument("--text-norm", default="auto", choices=["auto", *TEXT_NORMS],
                    help="transcript policy: english (a-z ' space), basic (any script, punctuation removed), "

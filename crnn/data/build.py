@@ -80,17 +80,17 @@ def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_r
                   clip_augment: Any = None, augment_pixels: bool = True) -> DataBundle:
     """The built-in tasks, generated on the fly (fresh training items each epoch, a fixed validation set).
 
-    ``clip_augment`` (a ``crnn.data.video_augment.ClipAugment``) and ``augment_pixels`` apply to the
+    ``clip_augment`` (a ``crnn.data.video.augment.ClipAugment``) and ``augment_pixels`` apply to the
     action task's training clips; ``actions_basic`` is that task in its original, narrower look.
     """
     if task == "dtmf":
-        from crnn.data.dtmf import DTMFDataset
+        from crnn.data.builtin.dtmf import DTMFDataset
 
         train = DTMFDataset(train_size, seed=seed * 7 + 1, sample_rate=sample_rate, fresh_each_epoch=True)
         val = DTMFDataset(val_size, seed=10_007, sample_rate=sample_rate, fresh_each_epoch=False)
         return DataBundle(train, val, train.tokenizer)
     if task in ("actions", "actions_basic"):
-        from crnn.data.actions import ActionsConfig, ActionsDataset, actions_tokenizer
+        from crnn.data.builtin.actions import ActionsConfig, ActionsDataset, actions_tokenizer
 
         look = ActionsConfig(look="basic" if task == "actions_basic" else "varied")
         train = ActionsDataset(train_size, seed=seed * 7 + 1, train=True, config=look,
@@ -101,20 +101,21 @@ def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_r
                      f"or give --train-manifest)")
 
 
-def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, model_cfg: Any, train: bool,
+def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, reader_args: dict, train: bool,
                  augment: dict | None = None, clip_augment: Any = None, augment_pixels: bool = True) -> Dataset:
     """Manifest rows -> a dataset of item dicts for the given modality (``clip_augment``: a
-    ``crnn.data.video_augment.ClipAugment`` for video training data)."""
+    ``crnn.data.video.augment.ClipAugment`` for video training data; ``reader_args``: the model's,
+    ``CRNN.reader_args``)."""
     if modality == "audio":
-        from crnn.data.audio_dataset import AudioDataset
-        from crnn.data.augment import AugmentConfig, WaveAugment
+        from crnn.data.audio.dataset import AudioDataset
+        from crnn.data.audio.augment import AugmentConfig, WaveAugment
 
-        sr = int(model_cfg.frontend_args.get("sample_rate", 16000))
+        sr = int(reader_args["sample_rate"])
         aug = WaveAugment(AugmentConfig(**augment), sr) if (train and augment) else None
         return AudioDataset(rows, tokenizer, sr, augment=aug)
-    from crnn.data.video_dataset import make_video_dataset
+    from crnn.data.video.dataset import make_video_dataset
 
-    return make_video_dataset(rows, tokenizer, model_cfg, train, clip_augment=clip_augment if train else None,
+    return make_video_dataset(rows, tokenizer, reader_args, train, clip_augment=clip_augment if train else None,
                               augment_pixels=augment_pixels)
 
 
@@ -165,7 +166,7 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any,
 
     keep, skipped = [], []
     seen: dict[tuple, str] = {}
-    sr = int(model.cfg.frontend_args.get("sample_rate", 16000)) if model.modality == "audio" else None
+    sr = model.sample_rate
     for i, row in enumerate(rows):
         where = row.get("_where") or f"{row['path']} (item {i + 1})"
         key = (row["path"], row.get("offset"), row.get("duration"), row["text"])
@@ -254,7 +255,7 @@ def manifest_data(rows: list[dict], val_rows: list[dict] | None, tokenizer: Toke
     if verbose:
         report_skipped(skipped, train_name)
     check_bad_fraction(len(skipped), n, max_bad_fraction, train_name, skipped)
-    train_ds = make_dataset(rows, tokenizer, model.modality, model.cfg, train=True, augment=augment,
+    train_ds = make_dataset(rows, tokenizer, model.modality, model.reader_args, train=True, augment=augment,
                             clip_augment=clip_augment, augment_pixels=augment_pixels)
     val_ds = None
     if val_rows is not None:
@@ -265,6 +266,6 @@ def manifest_data(rows: list[dict], val_rows: list[dict] | None, tokenizer: Toke
         if not val_rows:
             lines = "".join(f"\n  {e}" for e in vskipped[:5])
             raise DataError(f"{val_name}: no usable validation item ({len(vskipped)} of {n_val} unusable){lines}")
-        val_ds = make_dataset(val_rows, tokenizer, model.modality, model.cfg, train=False)
+        val_ds = make_dataset(val_rows, tokenizer, model.modality, model.reader_args, train=False)
     return DataBundle(train_ds, val_ds, tokenizer, dataset_lengths(train_ds),
                       dataset_lengths(val_ds) if val_ds is not None else None)

@@ -8,8 +8,9 @@ Accepted inputs (relative paths resolve against the manifest's folder):
 * JSON lines: ``{"path": "a.wav", "text": "hello"}`` or ``{"path": ..., "labels": ["a", "b"]}``
   (text = labels joined by a space); NeMo rows ``{"audio_filepath", "duration", "text"}`` as they are.
 * CSV / TSV with a header holding ``path`` (or ``audio_filepath``) and ``text`` columns.
-* A directory holding LibriSpeech ``*.trans.txt`` files (see ``crnn.data.librispeech``).
-* Corpus layouts of other toolkits, one reader module each in ``crnn.data.corpora``.
+* A directory holding LibriSpeech ``*.trans.txt`` files (see ``crnn.data.corpora.librispeech``).
+* Corpus layouts of other toolkits, one module each in ``crnn.data.corpora``, registered with
+  :func:`register_layout` (this module imports none of them).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
 from crnn.data.errors import ManifestError
 
@@ -123,55 +125,87 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
     return rows
 
 
-MANIFEST_FORMATS = ("jsonl", "csv", "tsv", "librispeech", "kaldi", "commonvoice", "audiofolder", "wenet")
+@dataclass(frozen=True)
+class Layout:
+    """A corpus layout the manifest reader understands (registered by its module in ``crnn.data.corpora``).
+
+    Attributes:
+        name: the ``--manifest-format`` name.
+        read: path -> rows ``{path, text, [id], [offset], [duration], ...}``.
+        detect: path -> True when the path is in this layout (asked in registration order). (Default: never)
+        folder: True: reads a folder; False: a file. (Default: True)
+        member_files: names of files inside a layout folder that stand for the folder (Kaldi's
+            ``wav.scp``, ``text``): given one, the folder is read. (Default: none)
+        what: how error messages describe it, e.g. ``"Kaldi (wav.scp + text)"``. (Default: the name)
+        checked: pass the rows through the manifest's field checks (numbers, text). (Default: True)
+    """
+
+    name: str
+    read: Callable[[Path], list[dict[str, Any]]]
+    detect: Callable[[Path], bool] | None = None
+    folder: bool = True
+    member_files: tuple[str, ...] = ()
+    what: str = ""
+    checked: bool = True
+
+
+_LAYOUTS: dict[str, Layout] = {}
+PLAIN_FORMATS = ("jsonl", "csv", "tsv")  # read here; every other format is a registered layout
+
+
+def register_layout(layout: Layout) -> Layout:
+    """Add a corpus layout to detection and to ``--manifest-format``."""
+    if layout.name in PLAIN_FORMATS:
+        raise ValueError(f"{layout.name!r} is a built-in manifest format")
+    _LAYOUTS[layout.name] = layout
+    return layout
+
+
+def manifest_formats() -> tuple[str, ...]:
+    """The names ``read_manifest(format=...)`` and ``--manifest-format`` accept."""
+    return PLAIN_FORMATS + tuple(_LAYOUTS)
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """The layout of ``path`` (one of MANIFEST_FORMATS), from its name and first line.
+    """The layout of ``path`` (one of :func:`manifest_formats`), from its name and contents.
 
-    Folders: ``kaldi`` (wav.scp + text), ``audiofolder`` (metadata.csv/jsonl), ``librispeech``
-    (*.trans.txt below). Files: ``wav.scp``/``text`` inside a Kaldi folder -> ``kaldi``; a ``.tsv``
-    with ``path`` and ``sentence`` columns -> ``commonvoice``; other ``.csv``/``.tsv`` -> ``csv``/``tsv``;
-    JSON lines with ``key``/``wav``/``txt`` -> ``wenet``; any other file -> ``jsonl`` (NeMo too).
+    Each registered layout is asked in turn (Kaldi: wav.scp + text, or one of those files; audiofolder:
+    metadata.csv/jsonl; LibriSpeech: *.trans.txt below; Common Voice: a ``.tsv`` with ``path`` and
+    ``sentence``; WeNet: JSON lines with ``key``/``wav``/``txt``; ...); otherwise ``.csv``/``.tsv``
+    are ``csv``/``tsv`` and any other file ``jsonl`` (NeMo too).
 
     Raises:
         ManifestError: for a missing path or a folder in none of the known layouts.
     """
-    from crnn.data.corpora.audiofolder import is_audiofolder
-    from crnn.data.corpora.commonvoice import is_commonvoice_tsv
-    from crnn.data.corpora.kaldi import is_kaldi_dir
-    from crnn.data.corpora.wenet import is_wenet_list
-    from crnn.data.librispeech import is_librispeech_dir
-
     path = Path(path)
-    if path.is_dir():
-        if is_kaldi_dir(path):
-            return "kaldi"
-        if is_audiofolder(path):
-            return "audiofolder"
-        if is_librispeech_dir(path):
-            return "librispeech"
-        raise ManifestError(f"{path}: a directory but not a LibriSpeech (*.trans.txt), Kaldi (wav.scp + text) "
-                            "or Hugging Face audiofolder (metadata.csv / metadata.jsonl) layout")
-    if not path.is_file():
+    if not path.exists():
         raise ManifestError(f"{path}: no such manifest file or corpus folder")
-    if path.name in ("wav.scp", "text", "segments") and is_kaldi_dir(path.parent):
-        return "kaldi"
+    for layout in _LAYOUTS.values():
+        if layout.detect is None:
+            continue
+        if layout.folder == path.is_dir() and layout.detect(path):
+            return layout.name
+        if path.is_file() and path.name in layout.member_files and layout.detect(path.parent):
+            return layout.name
+    if path.is_dir():
+        known = [layout.what or layout.name for layout in _LAYOUTS.values() if layout.folder]
+        listed = ", ".join(known[:-1]) + f" or {known[-1]}" if len(known) > 1 else "".join(known)
+        raise ManifestError(f"{path}: a directory but not a {listed} layout")
     suffix = path.suffix.lower()
     if suffix == ".tsv":
-        return "commonvoice" if is_commonvoice_tsv(path) else "tsv"
+        return "tsv"
     if suffix == ".csv":
         return "csv"
-    return "wenet" if is_wenet_list(path) else "jsonl"
+    return "jsonl"
 
 
 def read_manifest(source: str | os.PathLike, format: str | None = None) -> list[dict[str, Any]]:
     """Read a manifest file or corpus folder in any supported layout.
 
     Args:
-        source: a JSONL / NeMo / CSV / TSV manifest, a Common Voice ``.tsv``, a WeNet ``data.list``,
-            or a Kaldi data directory, Hugging Face audiofolder or LibriSpeech folder.
-        format: one of MANIFEST_FORMATS to skip detection (``"nemo"`` is ``"jsonl"``). (Default: detect)
+        source: a JSONL / NeMo / CSV / TSV manifest, or a corpus file or folder of a registered layout
+            (Kaldi data directory, Common Voice ``.tsv``, WeNet ``data.list``, audiofolder, LibriSpeech, ...).
+        format: one of :func:`manifest_formats` to skip detection (``"nemo"`` is ``"jsonl"``). (Default: detect)
 
     Returns:
         Rows with at least ``path`` (absolute str) and ``text`` (str); ``offset``/``duration`` (float
@@ -182,41 +216,25 @@ def read_manifest(source: str | os.PathLike, format: str | None = None) -> list[
     """
     path = Path(source)
     fmt = {"nemo": "jsonl", "json": "jsonl"}.get(format or "", format) or detect_format(path)
-    if fmt not in MANIFEST_FORMATS:
-        raise ManifestError(f"unknown manifest format {format!r} (choose from {', '.join(MANIFEST_FORMATS)})")
+    if fmt not in manifest_formats():
+        raise ManifestError(f"unknown manifest format {format!r} (choose from {', '.join(manifest_formats())})")
     if not path.exists():
         raise ManifestError(f"{path}: no such manifest file or corpus folder")
-    folder_formats = {"kaldi", "audiofolder", "librispeech"}
-    if fmt == "kaldi" and path.is_file():
-        path = path.parent  # wav.scp or text given: the data directory is its folder
-    if (fmt in folder_formats) != path.is_dir():
-        kind = "a folder" if fmt in folder_formats else "a file"
-        raise ManifestError(f"{path}: format {fmt!r} reads {kind}")
-    if fmt == "kaldi":
-        from crnn.data.corpora.kaldi import read_kaldi_dir
-
-        return _checked(read_kaldi_dir(path), path)
-    if fmt == "audiofolder":
-        from crnn.data.corpora.audiofolder import read_audiofolder
-
-        return _checked(read_audiofolder(path), path)
-    if fmt == "librispeech":
-        from crnn.data.librispeech import read_librispeech
-
-        return read_librispeech(path)
-    if fmt == "commonvoice":
-        from crnn.data.corpora.commonvoice import read_commonvoice_tsv
-
-        return _checked(read_commonvoice_tsv(path), path)
-    if fmt == "wenet":
-        from crnn.data.corpora.wenet import read_wenet_list
-
-        return _checked(read_wenet_list(path), path)
-    if fmt == "csv":
-        return _read_delimited(path, ",")
-    if fmt == "tsv":
-        return _read_delimited(path, "\t")
-    return _read_jsonl(path)
+    layout = _LAYOUTS.get(fmt)
+    if layout is None:
+        if path.is_dir():
+            raise ManifestError(f"{path}: format {fmt!r} reads a file")
+        if fmt == "csv":
+            return _read_delimited(path, ",")
+        if fmt == "tsv":
+            return _read_delimited(path, "\t")
+        return _read_jsonl(path)
+    if layout.folder and path.is_file() and path.name in layout.member_files:
+        path = path.parent  # e.g. Kaldi's wav.scp or text given: the data directory is its folder
+    if layout.folder != path.is_dir():
+        raise ManifestError(f"{path}: format {fmt!r} reads {'a folder' if layout.folder else 'a file'}")
+    rows = layout.read(path)
+    return _checked(rows, path) if layout.checked else rows
 
 
 def _checked(rows: list[dict[str, Any]], source: Path) -> list[dict[str, Any]]:

@@ -61,28 +61,27 @@ def expand_inputs(inputs: list[str], modality: str) -> list[str]:
     return out
 
 
-class AudioReader:
-    """path -> (S,) float32 mono waveform at ``sample_rate`` (picklable, for DataLoader workers)."""
-
-    def __init__(self, sample_rate: int):
-        self.sample_rate = int(sample_rate)
-
-    def __call__(self, path: str) -> torch.Tensor:
-        from crnn.data.audio import read_audio
-
-        return read_audio(path, self.sample_rate)
+ReaderFactory = Callable[[dict], Callable[[str], torch.Tensor]]
+_READERS: dict[str, ReaderFactory] = {}
 
 
-def make_reader(modality: str, model_cfg: Any) -> Callable[[str], torch.Tensor]:
-    """The reader that turns a path into the model's input, for a model config (``crnn.ModelConfig``).
+def register_reader(modality: str, factory: ReaderFactory) -> None:
+    """Make ``factory(reader_args) -> (path -> model input)`` the reader of ``modality``.
 
-    audio: (S,) waveform at the frontend's ``sample_rate``; video: uint8 (T, 3, H, W) frames at its
-    ``fps`` and size, or (T, D) ``.npy`` features; features: (T, D) float32.
+    Each modality's package registers its own (``crnn.data.audio``, ``crnn.data.video``, ...), so this
+    module imports none of them; ``reader_args`` are the model's (``CRNN.reader_args``).
     """
-    if modality == "audio":
-        return AudioReader(int(model_cfg.frontend_args.get("sample_rate", 16000)))
-    if modality in ("video", "features"):
-        from crnn.data.video_dataset import ClipLoader
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+    _READERS[modality] = factory
 
-        return ClipLoader(dict(model_cfg.frontend_args))
-    raise ValueError(f"unknown modality {modality!r} (one of {', '.join(MODALITIES)})")
+
+def make_reader(modality: str, reader_args: dict) -> Callable[[str], torch.Tensor]:
+    """The reader that turns a path into the model's input, for the model's ``reader_args``.
+
+    audio: (S,) waveform at ``sample_rate``; video: uint8 (T, 3, H, W) frames at ``fps`` and size,
+    or (T, D) ``.npy`` features; features: (T, D) float32.
+    """
+    if modality not in _READERS:
+        raise ValueError(f"no reader for modality {modality!r} (registered: {', '.join(sorted(_READERS))})")
+    return _READERS[modality](dict(reader_args))

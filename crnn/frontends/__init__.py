@@ -59,5 +59,33 @@ def list_frontends() -> list[str]:
     return sorted(_FRONTENDS)
 
 
+# What a file reader needs from a frontend of each modality to feed it (resampling, frame rate, size).
+READER_ARGS = {"audio": ("sample_rate",), "video": ("fps", "height", "width", "crop_margin"), "features": ("fps",)}
+REQUIRED_READER_ARGS = {"audio": ("sample_rate",)}
+
+
+def reader_args(frontend: nn.Module) -> dict:
+    """The settings a reader needs to feed ``frontend``, read from the frontend itself: its attribute,
+    else its ``cfg`` field (so a subclass or plugin inherits its defaults; the preset's argument dict
+    is not consulted). Settings a frontend does not have are left out; a required one that is missing
+    raises ValueError naming the frontend and the setting.
+    """
+    modality = getattr(frontend, "modality", "audio")
+    cfg = getattr(frontend, "cfg", None)
+    out = {}
+    for key in READER_ARGS.get(modality, ()):
+        value = getattr(frontend, key, None)
+        if value is None and cfg is not None:
+            value = getattr(cfg, key, None)
+        if value is not None:
+            out[key] = value
+    missing = [k for k in REQUIRED_READER_ARGS.get(modality, ()) if k not in out]
+    if missing:
+        name = getattr(frontend, "frontend_name", type(frontend).__name__)
+        raise ValueError(f"frontend {name!r} ({modality}) has no {', '.join(missing)}: give the class a "
+                         f"{missing[0]!r} attribute (or config field), or pass --frontend-arg {missing[0]}=VALUE")
+    return out
+
+
 def _import_builtins() -> None:
     from crnn.frontends import audio, video  # noqa: F401

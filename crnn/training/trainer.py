@@ -22,7 +22,7 @@ from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpo
 from crnn.data.build import (DataBundle, DataError, build_builtin, check_bad_fraction, data_modality,
                              make_tokenizer, manifest_data, rare_symbols, read_rows, resolve_preset)
 from crnn.data.collate import Batch, collate
-from crnn.data.video_augment import clip_augment_for
+from crnn.data.video.augment import clip_augment_for
 from crnn.model import CRNN, create_model
 from crnn.runtime import cpu_threads, pick_device
 from crnn.training import distributed as dist_utils
@@ -100,13 +100,13 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
                                augment_pixels=not clip_aug_on_device)
     else:
         bundle = build_builtin(cfg.task, cfg.train_size, cfg.val_size, cfg.seed,
-                               model.cfg.frontend_args.get("sample_rate"), clip_aug, not clip_aug_on_device)
+                               model.sample_rate, clip_aug, not clip_aug_on_device)
     if cfg.init_from and bundle.tokenizer is not None and bundle.tokenizer.symbols != model.tokenizer.symbols:
         raise DataError(f"{cfg.init_from}: the model's units ({len(model.tokenizer.symbols)}) are not this "
                         f"task's ({len(bundle.tokenizer.symbols)}): start from a model of the same units")
     model.to(device)
     # Global statistics are part of a model started --init-from: its weights were trained on them.
-    if resume is None and not cfg.init_from and model.modality == "audio" and model.cfg.frontend_args.get("normalize") == "global":
+    if resume is None and not cfg.init_from and model.modality == "audio" and getattr(getattr(model.frontend, "cfg", None), "normalize", None) == "global":
         fit_global_stats(model, bundle, device)
     ddp_model: torch.nn.Module = model
     if world > 1:
@@ -235,7 +235,7 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
         raise ValueError("--units and --text-norm need --train-manifest (built-in tasks have fixed vocabularies)")
     else:
         probe = create_model(preset, vocab_size=2, **cfg.model_args)
-        tokenizer = build_builtin(cfg.task, 1, 1, cfg.seed, probe.cfg.frontend_args.get("sample_rate")).tokenizer
+        tokenizer = build_builtin(cfg.task, 1, 1, cfg.seed, probe.sample_rate).tokenizer
     model = create_model(preset, vocab_size=len(tokenizer), **cfg.model_args)
     model.tokenizer = tokenizer
     return model

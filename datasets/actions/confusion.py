@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 import crnn
 from crnn.data.collate import collate
 from crnn.data.manifest import read_manifest
-from crnn.data.video_dataset import make_video_dataset
+from crnn.data.video.dataset import make_video_dataset
 from crnn.decoding.greedy import ctc_greedy
 from crnn.video_metrics import frame_predictions
 
@@ -28,7 +28,7 @@ def confusion(model, rows: list[dict], batch_size: int = 16) -> torch.Tensor:
     """(V, V + 1) frame counts: true id (row) x predicted id (column; the last column: no prediction)."""
     V = len(model.tokenizer)
     table = torch.zeros(V, V + 1, dtype=torch.long)
-    ds = make_video_dataset(rows, model.tokenizer, model.cfg, train=False)
+    ds = make_video_dataset(rows, model.tokenizer, model.reader_args, train=False)
     for batch in DataLoader(ds, batch_size=batch_size, collate_fn=collate):
         if batch.frame_labels is None:
             raise SystemExit("error: the manifest rows carry no frame_labels")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from crnn.data.audio import AudioReadError, audio_duration
-from crnn.data.librispeech import librispeech_splits
+from crnn.data.corpora.librispeech import librispeech_splits
 from crnn.data.manifest import ManifestError, write_manifest
 
 

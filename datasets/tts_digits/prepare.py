@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tts_engines.py besid
 import tts_engines as tts  # noqa: E402
 
 from crnn.data.audio import write_audio  # noqa: E402
-from crnn.data.augment import AugmentConfig, WaveAugment  # noqa: E402
+from crnn.data.audio.augment import AugmentConfig, WaveAugment  # noqa: E402
 from crnn.data.manifest import write_manifest  # noqa: E402
 
 DIGITS = tts.DIGITS

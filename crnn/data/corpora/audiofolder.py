@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
-from crnn.data.manifest import utf8_text
+from crnn.data.manifest import Layout, register_layout, utf8_text
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 TEXT_COLUMNS = ("transcription", "sentence", "text")
@@ -81,3 +81,7 @@ def read_audiofolder(folder: str | os.PathLike) -> list[dict[str, Any]]:
                     raise ManifestError(f"{where}: expected {len(header)} fields like the header")
                 rows.append(_row(raw, folder, where))
     return rows
+
+
+register_layout(Layout("audiofolder", read_audiofolder, is_audiofolder, folder=True,
+                       what="Hugging Face audiofolder (metadata.csv / metadata.jsonl)"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
-from crnn.data.manifest import utf8_text
+from crnn.data.manifest import Layout, register_layout, utf8_text
 
 
 def is_commonvoice_tsv(path: str | os.PathLike) -> bool:
@@ -55,3 +55,6 @@ def read_commonvoice_tsv(path: str | os.PathLike) -> list[dict[str, Any]]:
             row.update(raw)
             rows.append(row)
     return rows
+
+
+register_layout(Layout("commonvoice", read_commonvoice_tsv, is_commonvoice_tsv, folder=False, what="Common Voice (.tsv)"))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from crnn.data.errors import ManifestError
-from crnn.data.manifest import utf8_text
+from crnn.data.manifest import Layout, register_layout, utf8_text
 
 _ARK_OFFSET = re.compile(r"\.ark:\d+$")
 
@@ -138,3 +138,6 @@ def read_kaldi_dir(folder: str | os.PathLike) -> list[dict[str, Any]]:
                 row["speaker"] = speakers[utt]
             rows.append(row)
     return rows
+
+register_layout(Layout("kaldi", read_kaldi_dir, is_kaldi_dir, folder=True, member_files=("wav.scp", "text", "segments"),
+                       what="Kaldi (wav.scp + text)"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
-from crnn.data.manifest import json_lines
+from crnn.data.manifest import Layout, register_layout, json_lines
 
 WENET_KEYS = ("key", "wav", "txt")
 
@@ -64,3 +64,6 @@ def read_wenet_list(path: str | os.PathLike) -> list[dict[str, Any]]:
         row.update(raw)
         rows.append(row)
     return rows
+
+
+register_layout(Layout("wenet", read_wenet_list, is_wenet_list, folder=False, what="WeNet data.list"))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from crnn.data.errors import ManifestError
-from crnn.data.manifest import utf8_lines
+from crnn.data.manifest import Layout, register_layout, utf8_lines
 
 AUDIO_SUFFIXES = (".flac", ".wav")  # the corpus ships FLAC; converted copies are often WAV
 
@@ -76,3 +76,7 @@ def librispeech_splits(root: str | os.PathLike) -> dict[str, list[dict[str, Any]
 def read_librispeech(root: str | os.PathLike) -> list[dict[str, Any]]:
     """All utterances under a LibriSpeech root or split folder, in a stable (sorted) order."""
     return [row for rows in librispeech_splits(root).values() for row in rows]
+
+
+register_layout(Layout("librispeech", read_librispeech, is_librispeech_dir, folder=True, checked=False,
+                       what="LibriSpeech (*.trans.txt)"))

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from crnn.data.audio import AudioReadError, audio_duration, read_audio
+from crnn.data.audio.reader import AudioReadError, audio_duration, read_audio
 from crnn.data.collate import BadSample
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 

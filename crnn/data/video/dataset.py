@@ -22,9 +22,9 @@ from torch.utils.data import Dataset
 from crnn.data.collate import BadSample
 from crnn.data.files import regular_file_problem
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
-from crnn.data.video import (FOLDER_FPS, VideoReadError, augment_indices, fit_frames, read_features,
+from crnn.data.video.reader import (FOLDER_FPS, VideoReadError, augment_indices, fit_frames, read_features,
                              read_video, resample_indices, video_fps)
-from crnn.data.video_augment import ClipAugment, flip_clip, label_map_for
+from crnn.data.video.augment import ClipAugment, flip_clip, label_map_for
 
 
 def read_frame_labels(spec: Any, base: Path | None = None) -> list[str]:
@@ -55,7 +55,7 @@ class VideoDataset(Dataset):
     Args:
         entries: manifest rows.
         tokenizer: label tokenizer.
-        frontend_args: the model's frontend arguments (``fps``, ``height``, ``width`` are used).
+        reader_args: the model's reader settings (``fps``, ``height``, ``width``, ``crop_margin``: ``CRNN.reader_args``).
         train: apply training augmentation. (Default: False)
         speed: training: random clip-length rescaling range (±). (Default: 0.2)
         temporal_crop: training: fraction of frames that may be cut from the ends. (Default: 0.0)
@@ -66,7 +66,7 @@ class VideoDataset(Dataset):
             (Default: the frontend's ``crop_margin``, else 0.0, so inference reads clips the same way)
         seed: base seed of the augmentation randomness. (Default: 0)
         clip_augment: training: frame dropping/repetition, flips and pixel augmentation
-            (:class:`crnn.data.video_augment.ClipAugment`). (Default: None)
+            (:class:`crnn.data.video.augment.ClipAugment`). (Default: None)
         augment_pixels: apply ``clip_augment``'s pixel transforms here; False leaves them to the trainer,
             which applies them to the batch on the GPU. (Default: True)
 
@@ -74,19 +74,19 @@ class VideoDataset(Dataset):
     """
 
     def __init__(
-        self, entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, frontend_args: dict, train: bool = False,
+        self, entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, reader_args: dict, train: bool = False,
         speed: float = 0.2, temporal_crop: float = 0.0, flip: bool = False, crop_margin: float | None = None,
         seed: int = 0, clip_augment: ClipAugment | None = None, augment_pixels: bool = True,
     ):
         self.entries = list(entries)
         self.tokenizer = tokenizer
         self._label_ids = {s: i + 1 for i, s in enumerate(tokenizer.symbols)}  # blank is 0
-        self.fps = frontend_args.get("fps")
-        h, w = frontend_args.get("height"), frontend_args.get("width")
+        self.fps = reader_args.get("fps")
+        h, w = reader_args.get("height"), reader_args.get("width")
         self.size = (int(h), int(w)) if h and w else None
         self.train, self.speed, self.temporal_crop = train, speed, temporal_crop
         if crop_margin is None:
-            crop_margin = float(frontend_args.get("crop_margin", 0.0))
+            crop_margin = float(reader_args.get("crop_margin", 0.0))
         self.crop_margin, self.seed = crop_margin, seed
         self.clip_augment, self.augment_pixels = clip_augment, augment_pixels
         self.flip = flip or (clip_augment is not None and clip_augment.cfg.flip)
@@ -169,11 +169,11 @@ class ClipLoader:
     Clips and frame folders -> uint8 (T, 3, H, W) at the frontend's ``fps`` and size; ``.npy`` -> float32 (T, D).
     """
 
-    def __init__(self, frontend_args: dict, feature_layout: str = "TD"):
-        self.fps = frontend_args.get("fps")
-        h, w = frontend_args.get("height"), frontend_args.get("width")
+    def __init__(self, reader_args: dict, feature_layout: str = "TD"):
+        self.fps = reader_args.get("fps")
+        h, w = reader_args.get("height"), reader_args.get("width")
         self.size = (int(h), int(w)) if h and w else None
-        self.crop_margin = float(frontend_args.get("crop_margin", 0.0))
+        self.crop_margin = float(reader_args.get("crop_margin", 0.0))
         self.feature_layout = feature_layout
 
     def __call__(self, path: str) -> torch.Tensor:
@@ -186,16 +186,16 @@ class ClipLoader:
         return fit_frames(frames, self.size, False, np.random.default_rng(0), self.crop_margin).contiguous()
 
 
-def clip_loader(model_cfg: Any) -> ClipLoader:
-    """The inference reader for a model config (``crnn.ModelConfig``)."""
-    return ClipLoader(dict(model_cfg.frontend_args))
+def clip_loader(model: Any) -> ClipLoader:
+    """The inference reader for a model (``crnn.CRNN``): frame rate and size from its frontend."""
+    return ClipLoader(model.reader_args)
 
 
-def make_video_dataset(entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, model_cfg: Any, train: bool,
+def make_video_dataset(entries: Sequence[dict[str, Any]], tokenizer: Tokenizer, reader_args: dict, train: bool,
                        **options: Any) -> VideoDataset:
-    """A VideoDataset for a model config (``crnn.ModelConfig``): frame rate and size from its frontend args.
+    """A VideoDataset for a model's ``reader_args`` (``CRNN.reader_args``: frame rate, size, crop margin).
 
     ``options`` go to VideoDataset (``speed``, ``temporal_crop``, ``flip``, ``crop_margin``, ``seed``,
     ``clip_augment``, ``augment_pixels``).
     """
-    return VideoDataset(entries, tokenizer, dict(model_cfg.frontend_args), train=train, **options)
+    return VideoDataset(entries, tokenizer, dict(reader_args), train=train, **options)

@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from crnn.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioReadError, read_audio, resample, wav_shortfall
+from crnn.data.audio.reader import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioReadError, read_audio, resample, wav_shortfall
 from crnn.data.files import regular_file_problem
 
 

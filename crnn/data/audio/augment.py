@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from crnn.data.audio import MIN_SAMPLE_RATE, AudioReadError, read_audio, resample
+from crnn.data.audio.reader import MIN_SAMPLE_RATE, AudioReadError, read_audio, resample
 from crnn.data.files import regular_file_problem
 from crnn.data.media import AUDIO_EXTENSIONS
 

@@ -3,7 +3,7 @@
 Two looks share the actions and their meaning. ``"varied"`` (the default) draws per clip one of many
 actor shapes (polygons, blobs, DejaVu glyphs, textured or flat), one of several background families,
 frame size and rate, moving distractors, lighting drift, camera shake, occlusion, blur, sensor noise
-and the codec look (:mod:`crnn.data.action_scenes`); the ``test_look`` split draws only the shape and
+and the codec look (:mod:`crnn.data.builtin.action_scenes`); the ``test_look`` split draws only the shape and
 background families that the other splits never use. ``"basic"`` is the original look: a rectangle,
 triangle or ellipse (random colour, size, start position and speed) on one background family, with
 possibly a static distractor shape. The actor performs a sequence of actions
@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from crnn.tokenizer import Tokenizer
-from crnn.data import action_scenes as scenes
-from crnn.data.video_augment import ClipAugment, flip_clip, label_map_for
-from crnn.data.video import augment_indices, codec_degrade, resample_indices, resize_frames, write_video
+from crnn.data.builtin import action_scenes as scenes
+from crnn.data.video.augment import ClipAugment, flip_clip, label_map_for
+from crnn.data.video.reader import augment_indices, codec_degrade, resample_indices, resize_frames, write_video
 
 ACTIONS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "rotate", "flash", "still")
 # Part of every clip's random seed: splits never overlap. test_look: the varied look's held-out families.
@@ -226,7 +226,7 @@ def _plan_varied(action: str, actor: _Actor, n: int, h: int, w: int, unit: float
 
 def _render_varied_clip(rng: np.random.Generator, cfg: ActionsConfig, held_out: bool,
                         look: scenes.SceneLook | None = None) -> RenderedClip:
-    """One clip of the varied look at its own size and frame rate (see :mod:`crnn.data.action_scenes`)."""
+    """One clip of the varied look at its own size and frame rate (see :mod:`crnn.data.builtin.action_scenes`)."""
     look = look or scenes.draw_look(rng, held_out)
     h, w, fps = look.height, look.width, look.fps
     unit, rate = min(h, w) / 64.0, 10.0 / fps
@@ -343,7 +343,7 @@ class ActionsDataset(Dataset):
         fresh_each_epoch: draw new clips every epoch (``set_epoch``); epoch 0 gives the same clips
             as ``write_action_clips``. (Default: ``train``)
         clip_augment: training: frame dropping/repetition, flips (swapping move_left and move_right) and
-            pixel augmentation (:class:`crnn.data.video_augment.ClipAugment`). (Default: None)
+            pixel augmentation (:class:`crnn.data.video.augment.ClipAugment`). (Default: None)
         augment_pixels: apply ``clip_augment``'s pixel transforms here; False leaves them to the trainer,
             which applies them to the batch on the GPU. (Default: True)
 
