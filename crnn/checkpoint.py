@@ -38,6 +38,13 @@ def save_checkpoint(path: str | Path, model: CRNN, train_state: dict[str, Any] |
         "state_dict": core.state_dict(),
         "train_state": train_state or {},
     }
+    return write_checkpoint(path, ckpt)
+
+
+def write_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
+    """Write a checkpoint dict atomically (temp file, fsync, rename), as :func:`save_checkpoint` does."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     except OSError as e:

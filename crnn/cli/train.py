@@ -5,7 +5,8 @@ import argparse
 import json
 
 from crnn.cli.clip_augment_args import add_clip_augment_args, clip_augment_from_args
-from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, parse_key_values,
+from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, open_fraction,
+                              parse_key_values,
                               positive_float, positive_int)
 from crnn.data.manifest import manifest_formats
 from crnn.tokenizer import TEXT_NORMS, UNITS
@@ -18,7 +19,9 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                    help="output folder (best.pt, last.pt, log.csv, tb/); default runs/<task> or runs/<manifest name>")
     d.add_argument("--task", default="dtmf", choices=["dtmf", "actions", "actions_basic"],
                    help="built-in data when no manifest is given (actions_basic: the action task's original look)")
-    d.add_argument("--train-manifest", help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...)")
+    d.add_argument("--train-manifest", action="append", metavar="PATH[:WEIGHT]",
+                   help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...); repeat it to train on "
+                        "several, each optionally weighted: items seen per epoch = WEIGHT x its items (default 1)")
     d.add_argument("--val-manifest", help="validation manifest or folder")
     d.add_argument("--manifest-format", choices=manifest_formats(),
                    help="corpus layout of the manifests (default: detected from the path)")
@@ -53,6 +56,11 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     o.add_argument("--grad-clip", type=positive_float, default=5.0)
     o.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     o.add_argument("--no-sortagrad", action="store_true", help="shuffle the first epoch too")
+    o.add_argument("--ema", type=open_fraction, metavar="DECAY", dest="ema_decay",
+                   help="keep an exponential moving average of the weights (e.g. 0.999), validated each epoch "
+                        "and saved as ema.pt when its validation CER improves")
+    o.add_argument("--average-last", type=non_negative_int, default=0, metavar="N",
+                   help="keep the last N epochs' weights (epochs/) and write their validated average as averaged.pt")
     a = p.add_argument_group("augmentation (training only)")
     a.add_argument("--spec-augment", action="store_true", help="SpecAugment time/frequency masks")
     a.add_argument("--speed-perturb", action="store_true", help="random speed 0.9/1.0/1.1")
@@ -120,7 +128,8 @@ def config_from_args(args: argparse.Namespace):
         if value is not None:
             augment[field] = tuple(value) if isinstance(value, list) else value
     return TrainConfig(
-        out=args.out, task=args.task, train_manifest=args.train_manifest, val_manifest=args.val_manifest,
+        out=args.out, task=args.task, val_manifest=args.val_manifest,
+        train_manifest=args.train_manifest[0] if args.train_manifest and len(args.train_manifest) == 1 else args.train_manifest,
         manifest_format=args.manifest_format, text_norm=args.text_norm, units=args.units, bpe_size=args.bpe_size,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,
         val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
@@ -129,6 +138,7 @@ def config_from_args(args: argparse.Namespace):
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),
         resume=args.resume, init_from=args.init_from, overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
+        ema_decay=args.ema_decay or None, average_last=args.average_last,
     )
 
 

@@ -35,11 +35,21 @@ class DataBundle:
     val_lengths: list[float] | None = None
 
 
-def read_rows(source: str, manifest_format: str | None = None) -> list[dict]:
-    """Manifest rows of a file or corpus folder (``crnn.data.manifest.read_manifest``)."""
+def read_rows(source: str | list[str], manifest_format: str | None = None) -> list[dict]:
+    """Manifest rows of a file or corpus folder (``crnn.data.manifest.read_manifest``), or of several
+    ``"path[:weight]"`` specs (``crnn.data.mixing``): each row then carries ``_source`` (its spec's
+    position) and ``_weight``."""
     from crnn.data.manifest import read_manifest
+    from crnn.data.mixing import manifest_specs, parse_manifest_spec
 
-    return read_manifest(source, manifest_format)
+    specs = manifest_specs(source)
+    if len(specs) == 1 and isinstance(source, str):
+        return read_manifest(source, manifest_format)
+    rows = []
+    for k, spec in enumerate(specs):
+        path, weight = parse_manifest_spec(spec)
+        rows += [{**row, "_source": k, "_weight": weight} for row in read_manifest(path, manifest_format)]
+    return rows
 
 
 def data_modality(task: str, rows: list[dict] | None, requested: str = "auto") -> str:
@@ -117,6 +127,20 @@ def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, reader_a
 
     return make_video_dataset(rows, tokenizer, reader_args, train, clip_augment=clip_augment if train else None,
                               augment_pixels=augment_pixels)
+
+
+def weighted_mix(ds: Dataset, rows: list[dict], verbose: bool = True) -> Dataset:
+    """Rows from several weighted manifests (``_source``, ``_weight``) -> a ``WeightedMix`` over ``ds``."""
+    from crnn.data.mixing import WeightedMix
+
+    sources = sorted({row["_source"] for row in rows})
+    groups = [[i for i, row in enumerate(rows) if row["_source"] == s] for s in sources]
+    weights = [rows[g[0]]["_weight"] for g in groups]
+    mixed = WeightedMix(ds, groups, weights, dataset_lengths(ds))
+    if verbose:
+        parts = ", ".join(f"{len(g)} x {w:g}" for g, w in zip(groups, weights))
+        print(f"training mix: {parts} -> {len(mixed)} items per epoch", file=sys.stderr)
+    return mixed
 
 
 def dataset_lengths(ds: Dataset) -> list[float] | None:
@@ -257,6 +281,8 @@ def manifest_data(rows: list[dict], val_rows: list[dict] | None, tokenizer: Toke
     check_bad_fraction(len(skipped), n, max_bad_fraction, train_name, skipped)
     train_ds = make_dataset(rows, tokenizer, model.modality, model.reader_args, train=True, augment=augment,
                             clip_augment=clip_augment, augment_pixels=augment_pixels)
+    if any(row.get("_weight", 1.0) != 1.0 for row in rows):
+        train_ds = weighted_mix(train_ds, rows, verbose)
     val_ds = None
     if val_rows is not None:
         n_val = len(val_rows)

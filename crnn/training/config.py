@@ -9,7 +9,7 @@ from typing import Any
 class TrainConfig:
     out: str | None = None               # output folder: best.pt, last.pt, log.csv, tb/ (None: runs/<task or data>)
     task: str = "dtmf"                   # built-in data ("dtmf", "actions", "actions_basic") without manifests
-    train_manifest: str | None = None    # JSONL/NeMo/CSV manifest or corpus folder (LibriSpeech ...)
+    train_manifest: str | list | None = None  # manifest or corpus folder; or "path[:weight]" specs (crnn.data.mixing)
     val_manifest: str | None = None      # validation data, same forms
     manifest_format: str | None = None   # corpus layout of both manifests (None: detected from the path)
     text_norm: str = "auto"              # transcript policy: "english", "basic", "none" or "auto" (english if plain English)
@@ -41,6 +41,8 @@ class TrainConfig:
     init_from: str | None = None         # checkpoint whose model (weights, tokenizer) a new run starts from
     overwrite: bool = False              # replace a run already in OUT (else a new run there is refused)
     max_bad_fraction: float = 0.5        # stop when more of the data than this is unusable (pre-scan, epoch 1)
+    ema_decay: float | None = None       # keep an exponential moving average of the weights (e.g. 0.999): ema.pt
+    average_last: int = 0                # average the weights of the last N epochs at the end: averaged.pt
     log_every: int = 20                  # steps between log rows
     tensorboard: bool = True             # also write TensorBoard event files
     progress: bool = True                # progress bars

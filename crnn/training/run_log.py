@@ -15,6 +15,7 @@ from typing import Any
 
 COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_cer", "val_wer", "lr", "seconds", "skipped_items",
            "nonfinite_steps"]
+EMA_COLUMNS = ["ema_val_cer", "ema_val_wer"]  # present when the run keeps an EMA of the weights
 
 
 def _fmt(value: Any) -> str:
@@ -48,9 +49,10 @@ class RunLogger:
         """Rewrite ``log.csv`` with ``rows`` (every epoch so far) and add the newest to TensorBoard."""
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(COLUMNS)
+        columns = COLUMNS + (EMA_COLUMNS if any("ema_val_cer" in row for row in rows) else [])
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow([_fmt(row.get(c)) for c in COLUMNS])
+            writer.writerow([_fmt(row.get(c)) for c in columns])
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as f:
             f.write(buf.getvalue())
@@ -58,7 +60,7 @@ class RunLogger:
         if self.tb is not None and rows:
             last = rows[-1]
             self.tb.add_scalar("train/loss", last["train_loss"], last["step"])
-            for key in ("val_loss", "val_cer", "val_wer"):
+            for key in ("val_loss", "val_cer", "val_wer", *EMA_COLUMNS):
                 if last.get(key) is not None:
                     self.tb.add_scalar(key.replace("_", "/", 1), last[key], last["step"])
             self.tb.flush()

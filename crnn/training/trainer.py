@@ -18,14 +18,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint, write_checkpoint
 from crnn.data.build import (DataBundle, DataError, build_builtin, check_bad_fraction, data_modality,
                              make_tokenizer, manifest_data, rare_symbols, read_rows, resolve_preset)
 from crnn.data.collate import Batch, collate
 from crnn.data.video.augment import clip_augment_for
+from crnn.data.mixing import manifest_specs, parse_manifest_spec
 from crnn.model import CRNN, create_model
 from crnn.runtime import cpu_threads, pick_device
 from crnn.training import distributed as dist_utils
+from crnn.training.averaging import WeightEMA, average_checkpoints
 from crnn.training.config import TrainConfig
 from crnn.training.evaluate import EvalResult, drop_infeasible, evaluate
 from crnn.training.run_dir import RunLock, claim_run_dir
@@ -95,7 +97,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
     # pixel transforms run in the loader workers on a CPU, on the batch on the device on a GPU
     clip_aug, clip_aug_on_device = clip_augment_for(cfg.clip_augment, device)
     if rows is not None:
-        bundle = manifest_data(rows, val_rows, model.tokenizer, model, (cfg.train_manifest, cfg.val_manifest),
+        bundle = manifest_data(rows, val_rows, model.tokenizer, model, (train_data_name(cfg), cfg.val_manifest),
                                cfg.augment, cfg.max_bad_fraction, verbose=main, clip_augment=clip_aug,
                                augment_pixels=not clip_aug_on_device)
     else:
@@ -140,6 +142,10 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
               f"{steps_per_epoch} steps/epoch, {world} process(es)", file=sys.stderr)
 
     # -- the loop -----------------------------------------------------------------------------------
+    ema = WeightEMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    if ema is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
+    best_ema = dict(state.get("best_ema", {"cer": math.inf, "wer": math.inf, "epoch": 0}))
     t_start, elapsed_before = time.time(), float(state.get("seconds", 0.0))
     params = list(model.parameters())
     clip_gen = torch.Generator().manual_seed(cfg.seed * 7919 + start_epoch)  # draws of on-device clip augmentation
@@ -159,6 +165,8 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
             loss, finite = train_step(ddp_model, b, optimizer, scaler, amp_dtype, cfg.grad_clip, params)
             ep.add_step(loss, finite)
             scheduler.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             if i % cfg.log_every == 0:
                 if main and cfg.progress:
@@ -172,21 +180,41 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
         improved = stats is not None and math.isfinite(stats.cer) and stats.cer < best["cer"]
         if improved:
             best = {"cer": stats.cer, "wer": stats.wer, "epoch": epoch + 1}
-        history.append(ep.row(epoch, step, stats, scheduler.get_last_lr()[0], seconds))
+        row = ep.row(epoch, step, stats, scheduler.get_last_lr()[0], seconds)
+        ema_improved = False
+        if ema is not None:  # the averaged weights are validated and kept as a model of their own
+            with ema.applied(model):
+                ema_stats = validate(ddp_model, val_loader, device, amp_dtype, "EMA weights")
+            if ema_stats is not None:
+                row.update(ema_val_cer=ema_stats.cer, ema_val_wer=ema_stats.wer)
+                ema_improved = math.isfinite(ema_stats.cer) and ema_stats.cer < best_ema["cer"]
+                if ema_improved:
+                    best_ema = {"cer": ema_stats.cer, "wer": ema_stats.wer, "epoch": epoch + 1}
+        history.append(row)
         if main:
             train_state = {"epoch": epoch + 1, "step": step, "best": best, "seconds": seconds,
                            "config": cfg.to_dict(), "history": history}
+            if ema is not None:
+                train_state["best_ema"] = best_ema
             if improved:  # best.pt before last.pt: last.pt never names a best.pt that is not on disk
                 save_checkpoint(out / "best.pt", model, train_state)
+            if ema_improved:
+                with ema.applied(model):
+                    save_checkpoint(out / "ema.pt", model, {**train_state, "best": best_ema, "weights": "ema"})
+            if cfg.average_last:
+                keep_epoch_weights(out, model, train_state, epoch + 1, cfg.average_last)
             save_checkpoint(out / "last.pt", model, {**train_state, "optimizer": optimizer.state_dict(),
                                                      "scheduler": scheduler.state_dict(),
-                                                     "scaler": scaler.state_dict()})
+                                                     "scaler": scaler.state_dict(),
+                                                     **({"ema": ema.state_dict()} if ema is not None else {})})
             logger.write(history)
             ep.report(epoch, stats)
         if stop or (cfg.max_minutes and time_up(t_start, elapsed_before, cfg.max_minutes, device)):
             if main:
                 print(f"time budget of {cfg.max_minutes} min reached", file=sys.stderr)
             break
+    if cfg.average_last and main:
+        average_epochs(out, model, ddp_model, val_loader, device, amp_dtype, cfg.average_last)
     if logger is not None:
         logger.close()
     dist_utils.barrier()
@@ -199,11 +227,16 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
 def default_out(cfg: TrainConfig) -> str:
     """A run folder named after the data: ``runs/<task>`` for built-in data, ``runs/<manifest name>``."""
     if cfg.train_manifest:
-        p = Path(cfg.train_manifest)
+        p = Path(parse_manifest_spec(manifest_specs(cfg.train_manifest)[0])[0])
         name = p.name if p.is_dir() else (p.stem if p.stem not in ("train", "data", "manifest") else
                                           f"{p.parent.name}-{p.stem}")
         return f"runs/{name or 'run'}"
     return f"runs/{cfg.task}"
+
+
+def train_data_name(cfg: TrainConfig) -> str:
+    """The training data as reports name it: the manifest, or the weighted specs joined."""
+    return " + ".join(manifest_specs(cfg.train_manifest))
 
 
 def seed_everything(seed: int) -> None:
@@ -229,7 +262,7 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
         rare = rare_symbols(tokenizer, texts)
         if rare and dist_utils.is_main():
             shown = ", ".join(f"{s!r} ({n}x)" for s, n in list(rare.items())[:20])
-            print(f"warning: {cfg.train_manifest}: {len(rare)} output class(es) seen fewer than 3 times in the "
+            print(f"warning: {train_data_name(cfg)}: {len(rare)} output class(es) seen fewer than 3 times in the "
                   f"training transcripts: {shown}", file=sys.stderr)
     elif cfg.units != "char" or cfg.text_norm != "auto":
         raise ValueError("--units and --text-norm need --train-manifest (built-in tasks have fixed vocabularies)")
@@ -437,6 +470,39 @@ def validate(model, loader: DataLoader | None, device: torch.device, amp_dtype, 
     return evaluate(model, loader, device=device, amp_dtype=amp_dtype, what=what)
 
 
+def keep_epoch_weights(out: Path, model: CRNN, train_state: dict, epoch: int, keep: int) -> None:
+    """``epochs/epoch-K.pt`` for the last ``keep`` epochs (older ones removed): what ``averaged.pt`` averages."""
+    folder = out / "epochs"
+    save_checkpoint(folder / f"epoch-{epoch}.pt", model, train_state)
+    for old in epoch_files(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def epoch_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.glob("epoch-*.pt") if p.stem[6:].isdigit()]
+    return sorted(files, key=lambda p: int(p.stem[6:]))
+
+
+def average_epochs(out: Path, model: CRNN, ddp_model, val_loader, device, amp_dtype, n: int) -> None:
+    """Average the last ``n`` epochs' weights, validate the result and write it as ``averaged.pt``."""
+    files = epoch_files(out / "epochs")[-n:]
+    if len(files) < 2:
+        print(f"--average-last {n}: only {len(files)} epoch(s) trained, nothing to average", file=sys.stderr)
+        return
+    averaged = average_checkpoints(files)
+    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(averaged["state_dict"])
+    try:
+        stats = validate(ddp_model, val_loader, device, amp_dtype, f"average of {len(files)} epochs")
+    finally:
+        model.load_state_dict(own)
+    if stats is not None:
+        averaged["train_state"]["best"] = {"cer": stats.cer, "wer": stats.wer, "epoch": averaged["train_state"].get("epoch")}
+    write_checkpoint(out / "averaged.pt", averaged)
+    score = f": validation CER {100 * stats.cer:.2f} %, WER {100 * stats.wer:.2f} %" if stats is not None else ""
+    print(f"averaged epochs {files[0].stem[6:]}-{files[-1].stem[6:]} -> {out / 'averaged.pt'}{score}", file=sys.stderr)
+
+
 def time_up(t_start: float, before: float, max_minutes: float, device: torch.device) -> bool:
     """Same answer on every rank (any rank's clock running out stops all)."""
     up = float(before + time.time() - t_start > 60 * max_minutes)
@@ -462,7 +528,9 @@ def finished_already(cfg: TrainConfig, out: Path, best: dict, state: dict, histo
 
 
 def progress(loader, enabled: bool, desc: str):
-    if not enabled:
+    """A progress bar on a terminal; where stderr is a file or pipe (a log), none: a bar redraws itself
+    there as one line per update, and the per-epoch summary lines already tell the progress."""
+    if not enabled or not sys.stderr.isatty():
         return _Quiet(loader)
     from tqdm.auto import tqdm
 
