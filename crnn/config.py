@@ -52,6 +52,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                            cnn_grid=4, cnn_dim=128, temporal_channels=128, temporal_pools=1),
         hidden_size=96, num_layers=2, dropout=0.1,
     ),
+    # The action task's default: video_tiny's CNN reading each frame and its difference from the previous one
+    # (appearance + motion, fused early): the actions are motion, and from scratch on the varied look the
+    # frames alone leave the blank plateau too late for a CPU budget.
+    "video_motion_tiny": dict(
+        frontend="video_motion",
+        frontend_args=dict(backbone="small", height=64, width=64, fps=10.0, cnn_channels=[16, 32, 64, 64],
+                           cnn_grid=4, cnn_dim=128, temporal_channels=128, temporal_pools=1,
+                           streams="both", fusion="early"),
+        hidden_size=96, num_layers=2, dropout=0.1,
+    ),
     # Sign language / real clips: ResNet-18 per frame (112x112), as CNN-BiLSTM-CTC recognisers.
     "video_small": dict(
         frontend="video",

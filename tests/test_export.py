@@ -152,7 +152,8 @@ def test_onnx_parity_for_every_cell(cell, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset,input_name", [("video_tiny", "frames"), ("features_tiny", "features")])
+@pytest.mark.parametrize("preset,input_name", [("video_tiny", "frames"), ("video_motion_tiny", "frames"),
+                                               ("features_tiny", "features")])
 def test_onnx_parity_for_video_and_feature_models(preset, input_name, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -166,9 +167,9 @@ def test_onnx_parity_for_video_and_feature_models(preset, input_name, tmp_path):
     path = export_onnx(model, tmp_path / "model.onnx")
     onnx_model = OnnxModel(path)
     assert onnx_model.input_name == input_name
-    assert onnx_model.modality == ("video" if preset == "video_tiny" else "features")
+    assert onnx_model.modality == ("features" if preset == "features_tiny" else "video")
     lengths = torch.tensor([40, 9, 23])  # frames
-    if preset == "video_tiny":
+    if preset != "features_tiny":
         x = torch.randint(0, 256, (3, 40, 3, 64, 64), dtype=torch.uint8)
         assert onnx_model.input_dtype == torch.uint8
     else:

@@ -10,6 +10,9 @@ CASES = [
     ("video", {}, (3, 32, 32)),
     ("video", {"temporal_pools": 1, "cnn_grid": 1}, (3, 32, 32)),
     ("video", {"backbone": "resnet18", "temporal_channels": 32}, (3, 16, 16)),
+    ("video_motion", {}, (3, 32, 32)),
+    ("video_motion", {"fusion": "late", "cnn_grid": 2}, (3, 32, 32)),
+    ("video_motion", {"streams": "motion", "temporal_pools": 1}, (3, 32, 32)),
     ("video3d", {}, (3, 16, 16)),
     ("video3d", {"time_subsample": 1}, (3, 16, 16)),
     ("video3d", {"backbone": "r3d_18", "time_subsample": 2}, (3, 16, 16)),
@@ -31,7 +34,24 @@ def make_input(shape, B, T, seed=0):
 
 
 def test_registered():
-    assert {"video", "video3d", "features"} <= set(list_frontends())
+    assert {"video", "video_motion", "video3d", "features"} <= set(list_frontends())
+
+
+def test_motion_stream_reads_what_changes_not_the_look():
+    """Differences only: a clip whose frames are all the same frame looks like any other still clip, and a
+    colour shift that leaves the motion alone changes nothing; with frames as well, the look counts."""
+    motion = build_frontend("video_motion", {"streams": "motion"}).eval()
+    both = build_frontend("video_motion", {}).eval()
+    g = torch.Generator().manual_seed(1)
+    still_a = torch.rand(1, 1, 3, 32, 32, generator=g).expand(1, 8, 3, 32, 32)
+    still_b = torch.rand(1, 1, 3, 32, 32, generator=g).expand(1, 8, 3, 32, 32)
+    moving = torch.rand(1, 8, 3, 32, 32, generator=g) * 0.5
+    lengths = torch.tensor([8])
+    with torch.no_grad():
+        torch.testing.assert_close(motion(still_a, lengths)[0], motion(still_b, lengths)[0])
+        torch.testing.assert_close(motion(moving, lengths)[0], motion(moving + 0.3, lengths)[0], atol=1e-5, rtol=1e-5)
+        assert (motion(moving, lengths)[0] - motion(still_a, lengths)[0]).abs().max() > 1e-3
+        assert (both(still_a, lengths)[0] - both(still_b, lengths)[0]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("name,args,shape", CASES, ids=IDS)
@@ -66,7 +86,10 @@ def test_lengths_sweep_and_padding(name, args, shape, device):
     assert fe.frame_shift == pytest.approx(fe.time_stride / fe.cfg.fps)
 
 
-@pytest.mark.parametrize("name,args,shape", CASES[:1] + CASES[3:4] + CASES[7:8], ids=[IDS[0], IDS[3], IDS[7]])
+GRAD = [0, 3, 4, 6, 10]  # video, video_motion (early, late), video3d, features
+
+
+@pytest.mark.parametrize("name,args,shape", [CASES[i] for i in GRAD], ids=[IDS[i] for i in GRAD])
 def test_every_parameter_gets_a_gradient(name, args, shape, device):
     fe = build_frontend(name, args).train().to(device)
     x = make_input(shape, 2, 9).to(device)
@@ -106,12 +129,17 @@ def test_bad_arguments_are_named():
         build_frontend("video", {"n_mels": 40})
     with pytest.raises(ValueError, match="backbone"):
         build_frontend("video3d", {"backbone": "vgg"})
+    with pytest.raises(ValueError, match="streams"):
+        build_frontend("video_motion", {"streams": "optical_flow"})
+    with pytest.raises(ValueError, match="fusion"):
+        build_frontend("video_motion", {"fusion": "middle"})
     fe = build_frontend("video", {})
     with pytest.raises(ValueError, match=r"\(B, T, C, H, W\)"):
         fe(torch.zeros(2, 3, 32, 32), torch.tensor([3, 3]))
 
 
 @pytest.mark.parametrize("preset,shape,out,shift", [("video_tiny", (3, 64, 64), [12, 8], 0.2),  # floor(n / 2)
+                                                    ("video_motion_tiny", (3, 64, 64), [12, 8], 0.2),
                                                     ("video3d_tiny", (3, 64, 64), [6, 5], 0.4)])  # strided: ceil(n / 4)
 def test_presets_build_models(preset, shape, out, shift):
     model = crnn.create_model(preset, vocab_size=10).eval()

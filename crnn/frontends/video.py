@@ -5,6 +5,8 @@
   CNN-BiLSTM-CTC sign-language recognisers.
 * ``"video3d"``: a 3D CNN over the clip (a small custom one, or torchvision's ``r3d_18`` /
   ``r2plus1d_18`` architectures with their temporal strides reduced to the configured subsampling).
+* ``"video_motion"``: the same per-frame CNN reading each frame together with its difference from the
+  previous frame (an appearance stream and a motion stream, fused early or late).
 * ``"features"``: precomputed per-frame features, optionally subsampled by the same temporal blocks.
 
 Pixels may arrive as uint8 (0..255) or float (0..1); normalisation happens here, on the model's
@@ -174,6 +176,24 @@ def small_cnn(in_channels: int, channels: list[int], grid: int, out_dim: int) ->
     return nn.Sequential(*layers)
 
 
+def frame_cnn(cfg: VideoFrontendConfig, in_channels: int) -> tuple[nn.Module, int]:
+    """The per-frame CNN ``cfg.backbone`` reading ``in_channels`` planes: (N, in_channels, H, W) -> (N, D); returns it and D."""
+    if cfg.backbone == "small":
+        return small_cnn(in_channels, list(cfg.cnn_channels), cfg.cnn_grid, cfg.cnn_dim), cfg.cnn_dim
+    if cfg.backbone == "resnet18":
+        from torchvision.models import resnet18
+
+        cnn = resnet18(weights=None)
+        if in_channels != 3:
+            cnn.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        if cfg.backbone_weights:
+            _load_backbone_weights(cnn, cfg.backbone_weights)
+        dim = cnn.fc.in_features
+        cnn.fc = nn.Identity()
+        return cnn, dim
+    raise ValueError(f"video backbone must be 'small' or 'resnet18', got {cfg.backbone!r}")
+
+
 def _load_backbone_weights(module: nn.Module, path: str) -> None:
     """Load a local state_dict (classifier keys ignored); errors name the file."""
     p = Path(path)
@@ -206,21 +226,7 @@ class VideoFrontend(_TemporalStackFrontend):
     def __init__(self, cfg: VideoFrontendConfig):
         super().__init__()
         self.cfg = cfg
-        if cfg.backbone == "small":
-            self.cnn = small_cnn(cfg.in_channels, list(cfg.cnn_channels), cfg.cnn_grid, cfg.cnn_dim)
-            cnn_dim = cfg.cnn_dim
-        elif cfg.backbone == "resnet18":
-            from torchvision.models import resnet18
-
-            self.cnn = resnet18(weights=None)
-            if cfg.in_channels != 3:
-                self.cnn.conv1 = nn.Conv2d(cfg.in_channels, 64, 7, stride=2, padding=3, bias=False)
-            if cfg.backbone_weights:
-                _load_backbone_weights(self.cnn, cfg.backbone_weights)
-            cnn_dim = self.cnn.fc.in_features
-            self.cnn.fc = nn.Identity()
-        else:
-            raise ValueError(f"video backbone must be 'small' or 'resnet18', got {cfg.backbone!r}")
+        self.cnn, cnn_dim = frame_cnn(cfg, cfg.in_channels)
         if len(cfg.mean) != cfg.in_channels or len(cfg.std) != cfg.in_channels:
             raise ValueError("mean and std need one value per input channel")
         self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32), persistent=False)
@@ -253,6 +259,88 @@ class VideoFrontend(_TemporalStackFrontend):
         lengths = lengths.to(x.device)
         feats = self.frame_features(x, lengths)  # (B, T, D_cnn)
         return self.temporal(feats, lengths)  # (B, T', D)
+
+
+# -- appearance + motion (frame differences) -------------------------------------------------------
+@dataclass
+class VideoMotionFrontendConfig(VideoFrontendConfig):
+    streams: str = "both"              # "both": frames and their differences; "motion": differences only
+    fusion: str = "early"              # "both": "early" (one CNN reads 2C planes) or "late" (a CNN per stream, features joined)
+    motion_gain: float = 4.0           # scale of the differences (most pixels do not change: a larger share of the input range)
+
+
+@register_frontend("video_motion", modality="video")
+class VideoMotionFrontend(_TemporalStackFrontend):
+    """Frames (B, T, C, H, W) -> normalise -> [frame, motion] per valid frame -> 2D CNN(s) -> temporal blocks -> (B, T', D).
+
+    The motion stream is the difference of consecutive normalised frames, ``gain * (x_t - x_{t-1})``
+    (zero at each clip's first frame), as in the RGB-difference stream of two-stream action
+    recognisers: the actions are defined by motion, and a difference is zero wherever nothing moves,
+    whatever the background or the actor look like. With ``streams="both"`` the frames go in as well
+    (the sign of a difference at a moving edge says which side the actor is on, so which way it moves),
+    stacked with the differences into one CNN (``fusion="early"``, the cost of ``video`` but for the
+    first convolution) or through a CNN each, features concatenated per frame (``"late"``, twice the cost).
+    A difference reads only its own frame and the one before, so padding never changes valid outputs.
+
+    Args:
+        cfg: VideoMotionFrontendConfig.
+    """
+
+    def __init__(self, cfg: VideoMotionFrontendConfig):
+        super().__init__()
+        if cfg.streams not in ("both", "motion"):
+            raise ValueError(f"streams must be 'both' or 'motion', got {cfg.streams!r}")
+        if cfg.fusion not in ("early", "late"):
+            raise ValueError(f"fusion must be 'early' or 'late', got {cfg.fusion!r}")
+        if len(cfg.mean) != cfg.in_channels or len(cfg.std) != cfg.in_channels:
+            raise ValueError("mean and std need one value per input channel")
+        self.cfg = cfg
+        C = cfg.in_channels
+        self.late = cfg.streams == "both" and cfg.fusion == "late"
+        if self.late:
+            self.cnn, dim = frame_cnn(cfg, C)  # appearance
+            self.motion_cnn, motion_dim = frame_cnn(cfg, C)
+            dim += motion_dim
+        else:
+            self.cnn, dim = frame_cnn(cfg, 2 * C if cfg.streams == "both" else C)
+        self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32), persistent=False)
+        self.temporal = TemporalConvStack(dim, cfg.temporal_channels, cfg.temporal_kernel, cfg.temporal_pools)
+        self.output_size = self.temporal.output_size
+
+    @classmethod
+    def from_args(cls, args: dict) -> "VideoMotionFrontend":
+        return cls(_from_args(VideoMotionFrontendConfig, "video_motion", args))
+
+    def _cnn(self, planes: torch.Tensor) -> torch.Tensor:
+        """(N, C or 2C, H, W) -> (N, D): the CNN(s) over frames stacked with their differences."""
+        if not self.late:
+            return self.cnn(planes)
+        C = self.cfg.in_channels
+        return torch.cat([self.cnn(planes[:, :C]), self.motion_cnn(planes[:, C:])], dim=1)
+
+    def frame_features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, T, D_cnn), zero at padded frames; the CNNs see valid frames only."""
+        B, T = x.shape[:2]
+        mask = length_mask(lengths.to(x.device), T)  # (B, T)
+        frames = _normalize_pixels(x, self.mean, self.std)  # (B, T, C, H, W)
+        diff = self.cfg.motion_gain * (frames[:, 1:] - frames[:, :-1])  # (B, T - 1, C, H, W)
+        diff = torch.cat([torch.zeros_like(frames[:, :1]), diff], dim=1)  # nothing moved before the first frame
+        planes = torch.cat([frames, diff], dim=2) if self.cfg.streams == "both" else diff
+        if exporting():  # a graph cannot pick frames by a mask: run every frame (eval mode), zero the padding
+            feats = self._cnn(planes.flatten(0, 1))
+            return feats.view(B, T, -1) * mask.unsqueeze(-1).to(feats.dtype)
+        feats = self._cnn(planes[mask])  # (N, D)
+        out = feats.new_zeros(B, T, feats.size(-1))
+        out[mask] = feats
+        return out
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, C, H, W) uint8/float, lengths (B,) frames -> (B, T', D), lengths (B,)."""
+        if x.dim() != 5:
+            raise ValueError(f"video_motion frontend expects (B, T, C, H, W) frames, got shape {tuple(x.shape)}")
+        lengths = lengths.to(x.device)
+        return self.temporal(self.frame_features(x, lengths), lengths)
 
 
 # -- 3D CNN ---------------------------------------------------------------------------------------
