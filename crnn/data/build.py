@@ -17,7 +17,7 @@ from crnn.data.media import modality_of_rows
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 # Preset used when the user names none: per built-in task, and per modality of manifest data.
-BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_tiny", "actions_basic": "video_tiny"}
+BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_motion_tiny", "actions_basic": "video_tiny"}
 BUILTIN_MODALITY = {"dtmf": "audio", "actions": "video", "actions_basic": "video"}
 DEFAULT_PRESET = {"audio": "small", "video": "video_tiny", "features": "features_tiny"}
 
