@@ -1,0 +1,96 @@
+"""Reading text-line images (PNG, JPEG, TIFF, BMP, WebP through Pillow).
+
+:func:`read_line_image` returns ``float32 (C, H, W)`` in ``[0, 1]`` (C = 1 grey, or 3 RGB), resized to a
+fixed height with the width scaled by the same factor, so the line's aspect is kept and its width becomes
+the model's time axis. Anything unreadable raises :class:`ImageReadError` naming the file and the reason.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crnn.data.files import MAX_DECODE_BYTES, format_bytes, regular_file_problem
+
+LINE_IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+MAX_PIXELS = 50_000_000  # a line larger than this is a corrupt header or a decompression bomb
+MAX_LINE_ASPECT = 1.0     # height / width above this is a page or a column, not one line
+
+
+class ImageReadError(RuntimeError):
+    """A line image cannot be read; ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def read_line_image(
+    path: str | Path, height: int | None = 32, channels: int = 1, max_bytes: int | None = None,
+    allow_tall: bool = False,
+) -> torch.Tensor:
+    """Read one text line.
+
+    Args:
+        path: image file (``.png .jpg .jpeg .tif .tiff .bmp .webp``).
+        height: resize to this height, width scaled alike (at least 1 px); None keeps the size. (Default: 32)
+        channels: 1 (grey) or 3 (RGB). (Default: 1)
+        max_bytes: budget of the decoded pixels. (Default: MAX_DECODE_BYTES)
+        allow_tall: accept an image taller than wide (a single glyph); otherwise it is refused as a
+            page of several lines. (Default: False)
+
+    Returns:
+        float32 (C, H, W) in [0, 1].
+
+    Raises:
+        ImageReadError: missing, not a regular file, empty, unsupported suffix, not an image, truncated,
+            absurd size (over MAX_PIXELS or the byte budget), or a multi-line page.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    path = Path(path)
+    problem = regular_file_problem(path)
+    if problem == "no such file":
+        problem = "no such image file"
+    if problem:
+        raise ImageReadError(path, problem)
+    if path.suffix.lower() not in LINE_IMAGE_EXTENSIONS:
+        raise ImageReadError(path, f"unsupported image format {path.suffix or '(no extension)'!r} "
+                                   f"(supported: {', '.join(sorted(LINE_IMAGE_EXTENSIONS))})")
+    budget = MAX_DECODE_BYTES if max_bytes is None else max_bytes
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w < 1 or h < 1 or w * h > MAX_PIXELS:
+                    raise ImageReadError(path, f"absurd image size {w}x{h} (at most {MAX_PIXELS} pixels)")
+                if w * h * channels * 4 > budget:
+                    raise ImageReadError(path, f"decoding would need {format_bytes(w * h * channels * 4)}, over "
+                                               f"the {format_bytes(budget)} budget (CRNN_MAX_DECODE_BYTES)")
+                if not allow_tall and h > MAX_LINE_ASPECT * w:
+                    raise ImageReadError(path, f"{w}x{h} is taller than wide: a page or several lines, not one "
+                                               "text line (split it into lines first)")
+                im.load()
+                im = im.convert("L" if channels == 1 else "RGB")
+                if height is not None and h != height:
+                    new_w = max(1, round(w * height / h))
+                    im = im.resize((new_w, height), Image.BILINEAR)
+                arr = np.asarray(im, dtype=np.uint8)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image (Pillow cannot identify it)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageReadError(path, "absurd image size (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        reason = str(e) or type(e).__name__
+        if "truncated" in reason.lower() or isinstance(e, EOFError):
+            reason = f"truncated ({reason})"
+        raise ImageReadError(path, f"cannot decode: {reason}") from None
+    x = torch.from_numpy(arr.copy()).float().div_(255.0)
+    return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1).contiguous()
