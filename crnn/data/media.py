@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-MODALITIES = ("audio", "video", "features")
+MODALITIES = ("audio", "video", "features", "image")
 
 AUDIO_EXTENSIONS = frozenset({
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mka",
@@ -25,6 +25,7 @@ READABLE = {
     "audio": AUDIO_EXTENSIONS | {".mp4", ".m4v", ".mkv", ".mov"},
     "video": VIDEO_EXTENSIONS | FEATURE_EXTENSIONS,
     "features": FEATURE_EXTENSIONS,
+    "image": frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}),  # text lines
 }
 
 

@@ -60,7 +60,7 @@ def list_frontends() -> list[str]:
 
 
 # What a file reader needs from a frontend of each modality to feed it (resampling, frame rate, size).
-READER_ARGS = {"audio": ("sample_rate",), "video": ("fps", "height", "width", "crop_margin"), "features": ("fps",)}
+READER_ARGS = {"audio": ("sample_rate",), "video": ("fps", "height", "width", "crop_margin"), "features": ("fps",), "image": ("height", "channels")}
 REQUIRED_READER_ARGS = {"audio": ("sample_rate",)}
 
 
@@ -88,4 +88,4 @@ def reader_args(frontend: nn.Module) -> dict:
 
 
 def _import_builtins() -> None:
-    from crnn.frontends import audio, video  # noqa: F401
+    from crnn.frontends import audio, image, video  # noqa: F401
