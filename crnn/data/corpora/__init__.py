@@ -6,7 +6,7 @@ Layouts the manifest reader detects (``--manifest-format``), each registering it
 ``audiofolder``, ``librispeech``, ``commonvoice``, ``wenet``, ``fsdd`` (Free Spoken Digit Dataset). Row builders for video corpora:
 :func:`phoenix_rows` (RWTH-PHOENIX-Weather 2014), :func:`breakfast_rows` (Breakfast-style features).
 """
-from crnn.data.corpora import kaldi, audiofolder, librispeech, commonvoice, wenet, fsdd  # noqa: F401  (registration order)
+from crnn.data.corpora import kaldi, audiofolder, librispeech, commonvoice, wenet, fsdd, ocr_gt  # noqa: F401  (registration order)
 from crnn.data.corpora.breakfast import breakfast_rows
 from crnn.data.corpora.phoenix import phoenix_rows
 
