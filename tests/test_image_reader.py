@@ -81,3 +81,13 @@ def test_fuzzed_bytes_either_read_or_raise_image_read_error(tmp_path):
             else:
                 assert x.ndim == 3 and x.shape[1] == 16 and torch.isfinite(x).all()
                 assert 0 <= x.min() and x.max() <= 1
+
+
+def test_registered_reader_follows_the_frontend_settings(tmp_path):
+    from crnn.data.media import make_reader
+    from crnn.frontends import build_frontend, reader_args
+
+    Image.fromarray(line_array()).save(tmp_path / "l.png")
+    f = build_frontend("image", {"height": 10, "channels": 3})
+    assert reader_args(f) == {"height": 10, "channels": 3}
+    assert make_reader("image", reader_args(f))(str(tmp_path / "l.png")).shape == (3, 10, 40)

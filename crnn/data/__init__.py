@@ -10,7 +10,7 @@ their readers and layouts are registered before anything asks for them.
 """
 import sys as _sys
 
-from crnn.data import audio, corpora, video  # noqa: F401  (registration)
+from crnn.data import audio, corpora, image, video  # noqa: F401  (registration)
 
 # Module paths of the earlier flat layout, kept importable.
 _MOVED = {
