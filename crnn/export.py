@@ -343,3 +343,41 @@ class OnnxModel:
 
     def parameters(self) -> Iterator[torch.Tensor]:
         return iter(())
+
+
+def quantize_onnx(src: str | Path, dst: str | Path) -> Path:
+    """Write an int8 copy of the ONNX file ``src`` to ``dst``: onnxruntime dynamic quantization.
+
+    The weights of MatMul/Gemm outside the frontend (the recurrent input projections and the head) are
+    stored as int8 and their activations quantized per call, so no calibration data is needed; the
+    features (DFT, mel filterbank) and the recurrent loop stay fp32. The metadata (vocabulary, config) is kept,
+    so ``OnnxModel`` and ``crnn decode`` read the int8 file like the fp32 one.
+    """
+    _require("onnxruntime", "int8 quantization")
+    onnx = _require("onnx", "int8 quantization")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src, dst = Path(src), Path(dst)
+    import onnxscript.optimizer
+
+    proto = onnx.load(str(src))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    # Fold the weights' transposes into initializers: only initializer weights are quantized.
+    proto = onnxscript.optimizer.optimize(proto)
+    folded = dst.with_name(dst.stem + ".folded" + dst.suffix)
+    onnx.save_model(proto, str(folded))
+    # The features stay fp32: int8 activations of raw audio / a mel filterbank lose the quiet parts.
+    frontend = [n.name for n in proto.graph.node if any(i.startswith("model.frontend.") for i in n.input)]
+    try:
+        quantize_dynamic(str(folded), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                         nodes_to_exclude=frontend)
+    except Exception as e:
+        raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {str(e)[-500:]})") from None
+    finally:
+        folded.unlink(missing_ok=True)
+    proto = onnx.load(str(dst))
+    del proto.metadata_props[:]
+    for key, value in {**meta, "quantization": "int8-dynamic"}.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save_model(proto, str(dst))
+    return dst

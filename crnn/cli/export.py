@@ -19,7 +19,7 @@ def streaming_path(path: Path) -> Path:
 def main(args: argparse.Namespace) -> int:
     from crnn.checkpoint import CheckpointError, load_model
     from crnn.cli.common import load_plugins
-    from crnn.export import ExportError, export_onnx, export_streaming_onnx, save_program
+    from crnn.export import ExportError, export_onnx, export_streaming_onnx, quantize_onnx, save_program
 
     load_plugins(args.plugin)
     out = Path(args.output)
@@ -27,9 +27,16 @@ def main(args: argparse.Namespace) -> int:
         model = load_model(args.checkpoint)
         start = time.perf_counter()
         if args.format == "torch":
+            if args.quantize:
+                print("error: --quantize needs --format onnx", file=sys.stderr)
+                return 2
             written = [save_program(model, out)]
         else:
-            written = [export_onnx(model, out)]
+            if args.quantize == "int8":  # the fp32 graph beside, then its int8 copy at --output
+                fp32 = out.with_name(out.stem + ".fp32" + out.suffix)
+                written = [export_onnx(model, fp32), quantize_onnx(fp32, out)]
+            else:
+                written = [export_onnx(model, out)]
             if not model.cfg.bidirectional and not args.no_streaming:
                 written.append(export_streaming_onnx(model, streaming_path(out)))
     except (CheckpointError, ExportError, OSError) as e:
@@ -52,5 +59,8 @@ def register(subparsers) -> None:
     p.add_argument("--output", "-o", required=True, help="file to write (model.onnx / model.pt2)")
     p.add_argument("--no-streaming", action="store_true",
                    help="forward-only models: skip the streaming graph (NAME.streaming.onnx)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="onnx only: write an int8 copy (onnxruntime dynamic quantization) at --output, "
+                        "the fp32 graph beside it as NAME.fp32.onnx")
     add_plugin_arg(p)
     p.set_defaults(func=main)
