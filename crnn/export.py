@@ -114,7 +114,7 @@ def example_input(model: CRNN, batch: int = 2, seconds: float = 2.0) -> torch.Te
     """A dummy input of the model's modality (its shape only guides tracing)."""
     modality = modality_of(model)
     if modality == "audio":
-        return torch.randn(batch, int(seconds * model.frontend.cfg.sample_rate)) * 0.1
+        return torch.randn(batch, int(seconds * model.sample_rate)) * 0.1
     frames = max(8, int(seconds * model.frontend.cfg.fps))
     if modality == "video":
         cfg = model.frontend.cfg
@@ -159,8 +159,9 @@ def export_metadata(model: CRNN) -> dict[str, str]:
     if tok is None:
         raise ExportError("the model has no tokenizer attached (load it with crnn.load_model)")
     modality = modality_of(model)
-    sample_rate = model.frontend.cfg.sample_rate if modality == "audio" else None
-    fps = getattr(model.frontend.cfg, "fps", None) if modality != "audio" else None
+    reader = model.reader_args
+    sample_rate = reader.get("sample_rate") if modality == "audio" else None
+    fps = reader.get("fps") if modality != "audio" else None
     return {
         "vocabulary": json.dumps(["<blank>", *tok.symbols], ensure_ascii=False),
         "blank": "0",
@@ -170,6 +171,7 @@ def export_metadata(model: CRNN) -> dict[str, str]:
         "modality": modality,
         "input_name": INPUT_NAMES[modality],
         "config": json.dumps(model.cfg.to_dict()),
+        "reader_args": json.dumps(reader),
         "tokenizer": json.dumps(tok.to_dict(), ensure_ascii=False),
         "producer": "crnn",
     }
@@ -302,9 +304,20 @@ class OnnxModel:
         self.tokenizer = self._tokenizer(meta)
         self.frame_shift = float(meta["frame_shift"])
         self.modality = meta["modality"]
+        self.reader_args = self._reader_args(meta, self.cfg)
+        self.sample_rate = int(self.reader_args["sample_rate"]) if self.modality == "audio" else None
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
         self.input_dtype = {"tensor(uint8)": torch.uint8}.get(inputs[0].type, torch.float32)
+
+    @staticmethod
+    def _reader_args(meta: dict[str, str], cfg: ModelConfig) -> dict:
+        """What file readers need (``CRNN.reader_args``): stored in the file, else from its frontend config."""
+        if meta.get("reader_args"):
+            return json.loads(meta["reader_args"])
+        from crnn.frontends import build_frontend, reader_args
+
+        return reader_args(build_frontend(cfg.frontend, cfg.frontend_args))
 
     @staticmethod
     def _tokenizer(meta: dict[str, str]) -> Tokenizer:

@@ -193,13 +193,14 @@ def test_plugin_audio_subclass_trains_on_builtin_data_with_its_defaults(defaults
 
 def test_plugin_video_subclass_reads_clips_at_its_default_rate_and_size(defaults_plugin, tmp_path):
     from crnn.data.builtin.actions import ActionsConfig, write_action_clips
+    from crnn.data.manifest import read_manifest
 
     manifest = write_action_clips(tmp_path / "clips", n=4, seed=1, config=ActionsConfig(look="basic"))
     out = tmp_path / "run"
     r = run_cli("train", "--plugin", defaults_plugin, "--frontend", "doubled_video", "--train-manifest", manifest,
                 "--val-manifest", manifest, "--out", out, *QUICK)
     assert r.returncode == 0, r.stderr
-    clip = sorted((tmp_path / "clips").glob("*.mp4"))[0]
+    clip = read_manifest(manifest)[0]["path"]
     r = run_cli("decode", "--plugin", defaults_plugin, "--checkpoint", out / "best.pt", "--json", clip)
     assert r.returncode == 0, r.stderr
     assert "text" in json.loads(r.stdout)
