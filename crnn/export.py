@@ -21,6 +21,7 @@ import contextlib
 from copy import deepcopy
 import io
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -381,12 +382,14 @@ def quantize_onnx(src: str | Path, dst: str | Path) -> Path:
     onnx.save_model(proto, str(folded))
     # The features stay fp32: int8 activations of raw audio / a mel filterbank lose the quiet parts.
     frontend = [n.name for n in proto.graph.node if any(i.startswith("model.frontend.") for i in n.input)]
+    logging.disable(logging.WARNING)  # the quantizer's advice to pre-process: the fold above does that
     try:
         quantize_dynamic(str(folded), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
                          nodes_to_exclude=frontend)
     except Exception as e:
         raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {str(e)[-500:]})") from None
     finally:
+        logging.disable(logging.NOTSET)
         folded.unlink(missing_ok=True)
     proto = onnx.load(str(dst))
     del proto.metadata_props[:]

@@ -21,8 +21,9 @@ def test_int8_onnx_close_to_fp32(tmp_path, cell):
     assert q.metadata["quantization"] == "int8-dynamic"
     out, out_len = q(x, lengths)
     assert torch.equal(out_len, ref_len)
-    # Dynamic int8 rounding: log-probs move, but the greedy path almost never does.
+    # Dynamic int8 rounding moves the log-probs (measured up to 0.4 here). This random model's frames are
+    # nearly all close calls, so its greedy path is no measure; a trained model's transcripts are
+    # checked in tests/test_int8.py.
     valid = torch.arange(out.size(1))[None] < out_len[:, None]
-    agree = (out.argmax(-1) == ref.argmax(-1))[valid].float().mean().item()
-    assert agree > 0.95, agree
+    assert (out - ref)[valid].abs().max().item() < 1.0
     assert not torch.equal(out, ref)  # it really is a different (quantized) graph

@@ -84,6 +84,10 @@ def main(args: argparse.Namespace) -> int:
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(args.workers or 1, requested=args.threads))
         model = load_decoding_model(args.checkpoint, device)
+        if args.int8:
+            from crnn.quantize import int8_for_decoding
+
+            model = int8_for_decoding(model, device)
         decoder = build_decoder(args, model)
     except (CheckpointError, RuntimeError, OSError, ValueError) as e:  # unusable checkpoint, LM, lexicon ...
         print(f"error: {e}", file=sys.stderr)
@@ -329,6 +333,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=non_negative_int, help="file reading processes (default: 0 for a few files, else up to 4)")
     p.add_argument("--threads", type=positive_int, help="CPU compute threads (default: the cores the readers leave free)")
+    p.add_argument("--int8", action="store_true",
+                   help="CPU: decode with int8 weights (PyTorch dynamic quantization of the recurrent and linear layers)")
     st = p.add_argument_group("streaming (forward-only audio models)")
     st.add_argument("--stream", action="store_true",
                     help="feed each input chunk by chunk as it would arrive live; '-' reads 16-bit mono PCM "
