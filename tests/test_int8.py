@@ -16,7 +16,8 @@ from train_helpers import fit_batch
 
 from crnn.checkpoint import save_checkpoint
 from crnn.data.builtin.dtmf import DTMFSpec, generate_utterance
-from crnn.quantize import QuantizedRNNLayer, WerResult, manifest_wer, quantize_dynamic_int8, wer_loss_report
+from crnn.quantize import (QuantizedRNNLayer, WerResult, int8_for_decoding, manifest_wer, quantize_dynamic_int8,
+                           wer_loss_report)
 
 # Stated tolerance of int8 against fp32 on the tiny model: log-probs within 0.25 on every valid frame
 # (measured 0.02-0.09), greedy label agreement above 95 % of the frames.
@@ -159,5 +160,10 @@ def test_cli_decode_int8(held_out, tmp_path):
         assert r.returncode == 0, r.stderr
         texts = [json.loads(line)["text"] for line in r.stdout.splitlines()]
         assert sum(a == b for a, b in zip(texts, refs)) >= (8 if not extra else 7)
-    r = run_cli("decode", "-c", tmp_path / "model.onnx", "--int8", *wavs)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_int8_for_decoding_names_what_it_cannot_do():
+    with pytest.raises(ValueError, match="--quantize int8"):
+        int8_for_decoding(SimpleNamespace(modality="audio"), torch.device("cpu"))  # e.g. an OnnxModel
+    with pytest.raises(ValueError, match="CPU only"):
+        int8_for_decoding(tiny_model("gru"), torch.device("cuda"))
