@@ -70,7 +70,7 @@ def _probe_item(cfg: TrainConfig, model, i: int):
         rows = read_rows(cfg.val_manifest or cfg.train_manifest, cfg.manifest_format)
         ds = make_dataset(rows[: 8], model.tokenizer, model.modality, model.reader_args, train=False)
         return ds[i % len(ds)]
-    bundle = build_builtin(cfg.task, 1, 8, cfg.seed, model.sample_rate)
+    bundle = build_builtin(cfg.task, 1, 8, cfg.seed, model.sample_rate, reader_args=model.reader_args)
     return bundle.val[i]
 
 

@@ -76,6 +76,19 @@ PRESETS: dict[str, dict[str, Any]] = {
                            time_subsample=4),
         hidden_size=96, num_layers=2, dropout=0.1,
     ),
+    # Text lines (the original CRNN's task): grey lines 32 px high, a VGG-style CNN pooling the height to 1 and
+    # the width by 4 (a character of a 32 px line spans 3-6 output frames), a BiGRU reading the columns.
+    "image_tiny": dict(
+        frontend="image",
+        frontend_args=dict(height=32, channels=1, widths=[16, 32, 64, 96], out_dim=128),
+        hidden_size=128, num_layers=2, dropout=0.1,
+    ),
+    # Photographed or scanned lines in colour, longer training: wider CNN, bigger recurrent layers.
+    "image_small": dict(
+        frontend="image",
+        frontend_args=dict(height=32, channels=3, widths=[64, 128, 256, 256, 256], out_dim=256),
+        hidden_size=256, num_layers=2, dropout=0.1,
+    ),
     # Precomputed per-frame features (e.g. Breakfast I3D, 2048-d at 15 fps); set input_dim for others.
     "features_tiny": dict(
         frontend="features",

@@ -36,7 +36,7 @@ from crnn.model import CRNN
 from crnn.tokenizer import Tokenizer
 
 # Input name per modality of the offline graph.
-INPUT_NAMES = {"audio": "audio", "video": "frames", "features": "features"}
+INPUT_NAMES = {"audio": "audio", "video": "frames", "features": "features", "image": "image"}
 STREAMING_FORMAT = "encoder-head"
 
 
@@ -87,6 +87,27 @@ class OfflineGraph(nn.Module):
         return log_probs, out_lengths.to(torch.int64)
 
 
+class ImageGraph(nn.Module):
+    """A text-line model as one graph, with the reader's work inside: 8-bit pixels to [0, 1] and any line
+    height resized to the model's (aspect kept, widths scaled alike), so a runtime feeds decoded files as
+    they are. (image uint8 (B, C, H, W), widths (B,)) -> (log_probs (B, T', V), out_lengths (B,) int64)."""
+
+    def __init__(self, model: CRNN):
+        super().__init__()
+        self.model, self.height = model, int(model.reader_args["height"])
+
+    def forward(self, image: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = image.float() / 255.0
+        h, w = x.shape[-2], x.shape[-1]  # symbolic under export: the resize follows each call's size
+        scale = self.height / h
+        new_w = torch.sym_max(1, torch.sym_int(w * scale + 0.5))
+        x = nn.functional.interpolate(x, size=(self.height, new_w), mode="bilinear", align_corners=False,
+                                      antialias=True)
+        widths = torch.clamp(torch.floor(widths.to(torch.float32) * scale + 0.5), min=1).to(torch.int64)
+        log_probs, out_lengths = self.model(x, widths)
+        return log_probs, out_lengths.to(torch.int64)
+
+
 class StreamingGraph(nn.Module):
     """Encoder + head over frontend features, one chunk at a time, the recurrent state in and out.
 
@@ -116,6 +137,9 @@ def example_input(model: CRNN, batch: int = 2, seconds: float = 2.0) -> torch.Te
     modality = modality_of(model)
     if modality == "audio":
         return torch.randn(batch, int(seconds * model.sample_rate)) * 0.1
+    if modality == "image":  # lines twice the model's height: the graph's resize is traced too
+        cfg = model.frontend.cfg
+        return torch.randint(0, 256, (batch, cfg.channels, 2 * cfg.height, 24 * cfg.height), dtype=torch.uint8)
     frames = max(8, int(seconds * model.frontend.cfg.fps))
     if modality == "video":
         cfg = model.frontend.cfg
@@ -123,11 +147,23 @@ def example_input(model: CRNN, batch: int = 2, seconds: float = 2.0) -> torch.Te
     return torch.randn(batch, frames, model.frontend.cfg.input_dim)
 
 
-def _dynamic_shapes(x: torch.Tensor) -> tuple:
+def _dynamic_shapes(x: torch.Tensor, modality: str = "audio") -> tuple:
     # DYNAMIC (not named Dims): guards the solver cannot prove (the padding of too-short audio) stay
     # run-time checks instead of failing the export.
     dyn = torch.export.Dim.DYNAMIC
+    if modality == "image":  # batch, height (resized inside) and width
+        return ({0: dyn, 2: dyn, 3: dyn}, {0: dyn})
     return ({0: dyn, 1: dyn}, {0: dyn})
+
+
+def _offline(model: CRNN) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor], tuple]:
+    """The offline graph of ``model``, example inputs (x, lengths) and their dynamic dimensions."""
+    modality = modality_of(model)
+    x = example_input(model)
+    size = x.size(-1) if modality == "image" else x.size(1)
+    lengths = torch.tensor([size, size * 3 // 4])
+    graph = ImageGraph(model) if modality == "image" else OfflineGraph(model)
+    return graph, (x, lengths), _dynamic_shapes(x, modality)
 
 
 @contextlib.contextmanager
@@ -146,10 +182,9 @@ def export_program(model: CRNN) -> torch.export.ExportedProgram:
     """The offline graph as a ``torch.export`` program with dynamic batch and length."""
     check_exportable(model)
     with _exporting(model) as model:
-        x = example_input(model)
-        lengths = torch.tensor([x.size(1), x.size(1) * 3 // 4])
+        graph, args, shapes = _offline(model)
         try:
-            return torch.export.export(OfflineGraph(model), (x, lengths), dynamic_shapes=_dynamic_shapes(x))
+            return torch.export.export(graph, args, dynamic_shapes=shapes)
         except Exception as e:
             raise ExportError(f"torch.export failed for this model ({type(e).__name__}: {str(e)[-1500:]})") from None
 
@@ -168,7 +203,8 @@ def export_metadata(model: CRNN) -> dict[str, str]:
         "blank": "0",
         "sample_rate": str(sample_rate) if sample_rate else "",
         "fps": str(fps) if fps else "",
-        "frame_shift": repr(float(model.frame_shift)),
+        "frame_shift": repr(float(model.frame_shift)) if model.frame_shift is not None else "",
+        "pixels_per_frame": str(model.pixels_per_frame or ""),
         "modality": modality,
         "input_name": INPUT_NAMES[modality],
         "config": json.dumps(model.cfg.to_dict()),
@@ -203,10 +239,8 @@ def export_onnx(model: CRNN, path: str | Path) -> Path:
     check_exportable(model)
     meta = export_metadata(model)
     with _exporting(model) as model:
-        x = example_input(model)
-        lengths = torch.tensor([x.size(1), x.size(1) * 3 // 4])
-        return _to_onnx(OfflineGraph(model), (x, lengths), [meta["input_name"], "lengths"],
-                        ["log_probs", "out_lengths"], _dynamic_shapes(x), meta, path)
+        graph, args, shapes = _offline(model)
+        return _to_onnx(graph, args, [meta["input_name"], "lengths"], ["log_probs", "out_lengths"], shapes, meta, path)
 
 
 def state_layout(model: CRNN) -> tuple[int, int, int]:
@@ -287,6 +321,7 @@ class OnnxModel:
         if not self.path.is_file():
             raise CheckpointError(f"{path}: no such ONNX file")
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: graph-optimiser notes are not the user's concern
         if threads:
             options.intra_op_num_threads = threads
         try:
@@ -303,7 +338,8 @@ class OnnxModel:
         self.metadata: dict[str, str] = dict(meta)
         self.cfg = ModelConfig.from_dict(json.loads(meta["config"]))
         self.tokenizer = self._tokenizer(meta)
-        self.frame_shift = float(meta["frame_shift"])
+        self.frame_shift = float(meta["frame_shift"]) if meta["frame_shift"] else None
+        self.pixels_per_frame = int(meta["pixels_per_frame"]) if meta.get("pixels_per_frame") else None
         self.modality = meta["modality"]
         self.reader_args = self._reader_args(meta, self.cfg)
         self.sample_rate = int(self.reader_args["sample_rate"]) if self.modality == "audio" else None

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from crnn.data.media import expand_inputs
-from crnn.data.collate import pad_stack
+from crnn.data.collate import pad_stack, time_dim
 from crnn.decoding import DecodeOptions, Decoder
 from crnn.decoding.hypothesis import Hypothesis
 from crnn.model import CRNN
@@ -84,6 +84,7 @@ class FileResult:
     error: str | None = None
     duration: float | None = None  # seconds of input (audio)
     segments: int = 1  # pieces the input was decoded in
+    chars: list[dict] | None = None  # text lines: per character, its pixel columns in the input image
 
     @property
     def best(self) -> Hypothesis | None:
@@ -106,11 +107,15 @@ class FileResult:
         return self.best.confidence if self.best else float("nan")
 
     def to_json(self, nbest: int = 1) -> dict[str, Any]:
-        """``{"path", "text", "score", "confidence", "words"[, "nbest"]}`` or ``{"path", "error"}``."""
+        """``{"path", "text", "score", "confidence", "words"[, "chars", "unit"][, "nbest"]}`` or
+        ``{"path", "error"}``. Text lines give word and character spans in pixel columns of the input
+        image (``"unit": "px"``) instead of seconds."""
         if self.error:
             return {"path": self.path, "error": self.error}
         row = {"path": self.path, "text": self.text, "score": round(self.score, 4),
                "confidence": round(self.confidence, 4), "words": self.words}
+        if self.chars is not None:
+            row.update(unit="px", chars=self.chars)
         if nbest > 1:
             row["nbest"] = [{"text": h.text, "score": round(h.score, 4)} for h in self.hypotheses[:nbest]]
         return row
@@ -138,6 +143,7 @@ class InputPieces(IterableDataset):
         self.audio = model.modality == "audio"
         self.sample_rate = model.sample_rate
         self.segment = segment
+        self.pixels_per_frame = getattr(model, "pixels_per_frame", None)
         if not self.audio:
             from crnn.data.media import make_reader
 
@@ -164,7 +170,13 @@ class InputPieces(IterableDataset):
         if not self.audio:
             if isinstance(item, tuple):
                 raise ValueError("in-memory inputs need an audio model")
-            yield dict(whole, signal=self.load_clip(str(item)), duration=None)
+            signal = self.load_clip(str(item))
+            piece = dict(whole, signal=signal, duration=None)
+            if self.pixels_per_frame:  # a text line: output frames -> pixel columns of the file as it is
+                from crnn.data.image.reader import image_size
+
+                piece["px_per_frame"] = self.pixels_per_frame * image_size(str(item))[1] / signal.shape[-2]
+            yield piece
             return
         sr, opts = self.sample_rate, self.segment
         if isinstance(item, tuple):
@@ -204,7 +216,7 @@ def _length_sorted_batches(items: Iterator[dict], batch_size: int, pool_batches:
     pool: list[dict] = []
 
     def drain():
-        pool.sort(key=lambda it: 0 if it.get("signal") is None else it["signal"].shape[0])
+        pool.sort(key=lambda it: 0 if it.get("signal") is None else it["signal"].shape[time_dim(it["signal"])])
         for i in range(0, len(pool), batch_size):
             yield pool[i:i + batch_size]
         pool.clear()
@@ -256,7 +268,7 @@ def transcribe_files(
                 else:
                     signals.append(it)
             if signals:
-                x, x_lens = pad_stack([it["signal"] for it in signals])
+                x, x_lens = pad_stack([it["signal"] for it in signals], time_dim(signals[0]["signal"]))
                 log_probs, lens = model(x.to(device), x_lens.to(device))
                 finite = torch.isfinite(log_probs).flatten(1).all(1).tolist()  # (B,): NaN = damaged weights
                 for it, nbest, ok in zip(signals, decoder(log_probs, lens), finite):
@@ -285,10 +297,25 @@ def transcribe_files(
 def _finish(model: CRNN, last: dict, got: list[tuple[Segment | None, list[Hypothesis]]]) -> FileResult:
     """One input's result from its decoded pieces (the n-best of a whole input, else the stitched best)."""
     if got[0][0] is None:
+        if "px_per_frame" in last:
+            return _in_pixels(model, last, got[0][1])
         return FileResult(last["name"], got[0][1], duration=last["duration"])
     got.sort(key=lambda p: p[0].start)
     hyp = stitch([(seg, nbest[0]) for seg, nbest in got], model.tokenizer, model.frame_shift)
     return FileResult(last["name"], [hyp], duration=last["duration"], segments=len(got))
+
+
+def _in_pixels(model: CRNN, piece: dict, nbest: list[Hypothesis]) -> FileResult:
+    """A text line's result: word spans (decoded in output frames) and per-character spans in pixel columns
+    of the input image (``end`` exclusive)."""
+    scale = piece["px_per_frame"]
+    best = nbest[0]
+    for w in best.words:
+        w["start"], w["end"] = round(w["start"] * scale), round(w["end"] * scale)
+    confs = best.token_confidences or [best.confidence] * len(best.tokens)
+    chars = [{"char": model.tokenizer.decode([tok]), "start": round(a * scale), "end": round((b + 1) * scale),
+              "confidence": round(c, 4)} for tok, (a, b), c in zip(best.tokens, best.spans, confs)]
+    return FileResult(piece["name"], nbest, chars=chars)
 
 
 def _empty() -> Hypothesis:

@@ -61,6 +61,11 @@ class CRNN(nn.Module):
     def frame_shift(self) -> float | None:
         return getattr(self.frontend, "frame_shift", None)
 
+    @property
+    def pixels_per_frame(self) -> int | None:
+        """Text lines: pixel columns (at the model's line height) per output frame; None for other modalities."""
+        return getattr(self.frontend, "width_stride", None) if self.modality == "image" else None
+
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Input lengths (B,) -> output frames (B,), from the frontend's own arithmetic."""
         return self.frontend.output_lengths(lengths)

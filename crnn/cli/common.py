@@ -67,7 +67,8 @@ def _number(text: str, cast, ok, what: str):
 
 
 def parse_key_values(items: list[str]) -> dict:
-    """["n_mels=64", "normalize=global"] -> {"n_mels": 64, "normalize": "global"} (numbers/bools parsed)."""
+    """["n_mels=64", "normalize=global"] -> {"n_mels": 64, "normalize": "global"} (numbers, bools and
+    JSON lists such as ``widths=[16,32]`` parsed)."""
     out = {}
     for item in items:
         if "=" not in item:
@@ -79,6 +80,13 @@ def parse_key_values(items: list[str]) -> dict:
 
 def _parse_value(v: str):
     low = v.lower()
+    if v.startswith("[") and v.endswith("]"):  # a list, e.g. widths=[16,32,64]
+        import json
+
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            raise SystemExit(f"error: {v!r} is not a JSON list") from None
     if low in ("true", "false"):
         return low == "true"
     if low in ("none", "null"):

@@ -1,4 +1,4 @@
-"""``crnn decode``: transcribe audio or video files with a trained checkpoint.
+"""``crnn decode``: transcribe audio, video or text-line image files with a trained checkpoint.
 
 Long recordings are cut into segments (``--segment``), results go to stdout or, with ``--output-dir``,
 to one file per input and format (txt, json, srt, vtt, ctm).
@@ -92,6 +92,11 @@ def main(args: argparse.Namespace) -> int:
     except (CheckpointError, RuntimeError, OSError, ValueError) as e:  # unusable checkpoint, LM, lexicon ...
         print(f"error: {e}", file=sys.stderr)
         return 1
+    timed = [f for f in formats if f in ("srt", "vtt", "ctm")] + (["--ctm"] if getattr(args, "ctm", False) else [])
+    if model.modality == "image" and timed:
+        print(f"error: {', '.join(timed)} are timed outputs, and a text-line model reads images (positions in "
+              f"pixels: use --json)", file=sys.stderr)
+        return 2
     if model.modality != "audio" and segment.mode == "fixed":
         print(f"error: --segment {args.segment} needs an audio model (this one reads {model.modality})",
               file=sys.stderr)
@@ -318,7 +323,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("decode", help="transcribe files with a checkpoint", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="audio/video files, frame folders, or folders of files")
+    p.add_argument("inputs", nargs="+", help="audio/video/text-line image files, frame folders, or folders of files")
     p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint written by crnn train (best.pt)")
     p.add_argument("--json", action="store_true", help="JSON lines: path, text, score, confidence, words with times")
     p.add_argument("--ctm", action="store_true", help="CTM lines: utterance, channel, start, duration, word, confidence")

@@ -1,6 +1,7 @@
 """``crnn eval``: decode a manifest with a trained model and report CER / WER.
 
-Speech models report CER and WER; video and feature models report the label error rate (WER with
+Speech models report CER and WER; text-line models CER, WER and line accuracy (lines read without an
+error); video and feature models report the label error rate (WER with
 labels as words) and, where the manifest has frame-level ground truth, frame accuracy from the
 forced alignment of the reference labels. Rows training would drop (missing files, empty
 transcripts, unknown symbols, negative durations) are dropped and reported the same way here, and the
@@ -18,6 +19,7 @@ import json
 import sys
 
 from crnn.cli.common import add_plugin_arg, load_plugins, non_negative_int, positive_int
+from crnn.data.manifest import manifest_formats
 from crnn.cli.decode_args import add_decode_args, options_from_args
 
 
@@ -30,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("manifest", help="manifest file or corpus folder with reference transcripts")
     p.add_argument("--checkpoint", required=True, help="trained model checkpoint (.pt)")
     p.add_argument("--manifest-format", default=None,
-                   choices=["jsonl", "csv", "tsv", "librispeech", "kaldi", "commonvoice", "audiofolder", "wenet"],
+                   choices=manifest_formats(),
                    help="corpus layout of the manifest (default: detected from the path)")
     p.add_argument("--out", help="write per-utterance JSON lines: path, reference, hypothesis, errors")
     p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per batch (default: 16)")
@@ -105,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     if modality == "audio":
         print(f"CER {100 * r.cer:.2f}% ({r.char_errors}/{r.chars} chars)  "
               f"WER {100 * r.wer:.2f}% ({r.word_errors}/{r.words} words)  {r.items} utterances{skipped}")
+    elif modality == "image":
+        print(f"CER {100 * r.cer:.2f}% ({r.char_errors}/{r.chars} chars)  "
+              f"WER {100 * r.wer:.2f}% ({r.word_errors}/{r.words} words)  "
+              f"line accuracy {100 * r.exact_rate:.2f}% ({r.exact}/{r.items} lines){skipped}")
     else:
         acc = "" if r.frame_accuracy is None else f"  frame accuracy {100 * r.frame_accuracy:.2f}%"
         print(f"label WER {100 * r.wer:.2f}% ({r.word_errors}/{r.words} labels){acc}  {r.items} clips{skipped}")

@@ -10,6 +10,28 @@ def main(args: argparse.Namespace) -> int:
         from crnn.data.builtin.dtmf import write_dtmf_dataset
 
         manifest = write_dtmf_dataset(args.out, args.n, args.seed, sample_rate=args.sample_rate)
+    elif args.kind == "textlines":
+        from crnn.data.builtin.textlines import TextLinesConfig, write_textlines
+
+        if args.split == "test_look":
+            print("error: --split test_look is the action clips' held-out look; text lines have train, "
+                  "valid and test (held-out fonts and words)", file=sys.stderr)
+            return 2
+        held_out = tuple(h.strip() for h in args.held_out_fonts.split(",") if h.strip())
+        config = TextLinesConfig(split=args.split, fonts=tuple(args.fonts) if args.fonts else None, held_out=held_out,
+                                 height=args.height, plain=args.plain)
+        try:
+            if args.text_only:
+                from pathlib import Path
+
+                from crnn.data.builtin.textlines import write_textlines_text
+
+                print(write_textlines_text(Path(args.out) / "text.txt", args.n, args.seed, config))
+                return 0
+            manifest = write_textlines(args.out, args.n, args.seed, config)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     else:
         from crnn.data.builtin.actions import ActionsConfig, write_action_clips
 
@@ -24,16 +46,26 @@ def main(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("synth", help="write built-in data (DTMF audio, action clips) as files",
+    p = subparsers.add_parser("synth", help="write built-in data (DTMF audio, action clips, text lines) as files",
                               description=__doc__)
-    p.add_argument("kind", choices=["dtmf", "actions"])
+    p.add_argument("kind", choices=["dtmf", "actions", "textlines"])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--n", type=int, default=100, help="number of utterances / clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-rate", type=int, help="dtmf: fixed sample rate (default: 8 or 16 kHz at random)")
     p.add_argument("--split", default="train", choices=["train", "valid", "test", "test_look"],
-                   help="actions: which split's clips (splits never share a clip; test_look: shapes and backgrounds "
+                   help="textlines: test draws held-out fonts and words; actions: which split's clips (splits never share a clip; test_look: shapes and backgrounds "
                         "that the other splits never draw; default: train)")
+    p.add_argument("--fonts", action="append", metavar="PATH",
+                   help="textlines: font folder, file or glob (repeatable; default: the system's fonts and matplotlib's)")
+    p.add_argument("--held-out-fonts", default="STIXGeneral", metavar="NAMES",
+                   help="textlines: comma-separated parts of font file names kept for --split test only "
+                        "(default: %(default)s)")
+    p.add_argument("--height", type=int, default=32, help="textlines: line height in pixels (default: %(default)s)")
+    p.add_argument("--text-only", action="store_true",
+                   help="textlines: write only OUT/text.txt, the lines' transcripts (text for 'crnn lm build')")
+    p.add_argument("--plain", action="store_true",
+                   help="textlines: words only, lower case, no numbers or punctuation (for --lexicon decoding)")
     p.add_argument("--look", default="varied", choices=["varied", "basic"],
                    help="actions: the varied look (default) or the original basic one (the actions_basic task)")
     p.set_defaults(func=main)

@@ -17,8 +17,12 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     d = p.add_argument_group("data")
     d.add_argument("--out", default=None,
                    help="output folder (best.pt, last.pt, log.csv, tb/); default runs/<task> or runs/<manifest name>")
-    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions", "actions_basic"],
-                   help="built-in data when no manifest is given (actions_basic: the action task's original look)")
+    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions", "actions_basic", "textlines"],
+                   help="built-in data when no manifest is given (actions_basic: the action task's original look; "
+                        "textlines: printed lines rendered on the fly)")
+    d.add_argument("--fonts", action="append", metavar="PATH",
+                   help="textlines: font folder, file or glob to render with (repeatable; default: the system's "
+                        "fonts and matplotlib's, STIX General held out for testing)")
     d.add_argument("--train-manifest", action="append", metavar="PATH[:WEIGHT]",
                    help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...); repeat it to train on "
                         "several, each optionally weighted: items seen per epoch = WEIGHT x its items (default 1)")
@@ -31,7 +35,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     d.add_argument("--units", default="char", choices=list(UNITS),
                    help="output units: characters, or a SentencePiece bpe/unigram model trained on the transcripts")
     d.add_argument("--bpe-size", type=positive_int, default=256, help="SentencePiece vocabulary size (default: %(default)s)")
-    d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features"])
+    d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features", "image"])
     d.add_argument("--train-size", type=positive_int, default=4000, help="built-in data: items per epoch")
     d.add_argument("--val-size", type=positive_int, default=200, help="built-in data: validation items")
     m = p.add_argument_group("model")
@@ -138,7 +142,7 @@ def config_from_args(args: argparse.Namespace):
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),
         resume=args.resume, init_from=args.init_from, overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
-        ema_decay=args.ema_decay or None, average_last=args.average_last,
+        ema_decay=args.ema_decay or None, average_last=args.average_last, fonts=args.fonts,
     )
 
 

@@ -17,9 +17,11 @@ from crnn.data.media import modality_of_rows
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 # Preset used when the user names none: per built-in task, and per modality of manifest data.
-BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_motion_tiny", "actions_basic": "video_tiny"}
-BUILTIN_MODALITY = {"dtmf": "audio", "actions": "video", "actions_basic": "video"}
-DEFAULT_PRESET = {"audio": "small", "video": "video_tiny", "features": "features_tiny"}
+BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_motion_tiny", "actions_basic": "video_tiny",
+                  "textlines": "image_tiny"}
+BUILTIN_MODALITY = {"dtmf": "audio", "actions": "video", "actions_basic": "video", "textlines": "image"}
+BUILTIN_TASKS = tuple(BUILTIN_MODALITY)
+DEFAULT_PRESET = {"audio": "small", "video": "video_tiny", "features": "features_tiny", "image": "image_tiny"}
 
 
 class DataError(ValueError):
@@ -33,6 +35,7 @@ class DataBundle:
     tokenizer: Tokenizer
     train_lengths: list[float] | None = None  # per item size for bucketing (None: plain batches)
     val_lengths: list[float] | None = None
+    bucket: bool = False  # group items of similar length in batches even without --max-frames
 
 
 def read_rows(source: str | list[str], manifest_format: str | None = None) -> list[dict]:
@@ -59,7 +62,7 @@ def data_modality(task: str, rows: list[dict] | None, requested: str = "auto") -
     if rows is not None:
         return modality_of_rows(rows)
     if task not in BUILTIN_MODALITY:
-        raise ValueError(f"unknown built-in task {task!r} (choose 'dtmf' or 'actions', or give --train-manifest)")
+        raise ValueError(f"unknown built-in task {task!r} (choose {', '.join(BUILTIN_TASKS)}, or give --train-manifest)")
     return BUILTIN_MODALITY[task]
 
 
@@ -76,23 +79,43 @@ def make_tokenizer(texts: list[str], modality: str, text_norm: str = "auto", uni
 
     Audio transcripts are characters (or SentencePiece units with ``units="bpe"|"unigram"``) under
     the ``text_norm`` policy; with ``"auto"``, plain English transcripts get the english policy and
-    anything else (DTMF keys, symbols) is taken as written. Video and feature transcripts are
-    space-separated labels (actions, sign glosses).
+    anything else (DTMF keys, symbols) is taken as written. Text-line transcripts are characters taken
+    as written (``"auto"`` is ``"none"``: case and punctuation are what the image shows). Video and
+    feature transcripts are space-separated labels (actions, sign glosses).
     """
     from crnn.tokenizer import build_tokenizer
 
+    if modality == "image":
+        return build_tokenizer(texts, "char", "none" if text_norm == "auto" else text_norm, units, bpe_size)
     if modality != "audio":
         return build_tokenizer(texts, "label")
     return build_tokenizer(texts, "char", text_norm, units, bpe_size)
 
 
 def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_rate: int | None,
-                  clip_augment: Any = None, augment_pixels: bool = True) -> DataBundle:
+                  clip_augment: Any = None, augment_pixels: bool = True, reader_args: dict | None = None,
+                  fonts: list[str] | None = None) -> DataBundle:
     """The built-in tasks, generated on the fly (fresh training items each epoch, a fixed validation set).
 
     ``clip_augment`` (a ``crnn.data.video.augment.ClipAugment``) and ``augment_pixels`` apply to the
     action task's training clips; ``actions_basic`` is that task in its original, narrower look.
+    ``textlines`` renders lines at the model's ``reader_args["height"]`` in ``fonts`` (folders, files,
+    globs; None: the system's and matplotlib's), the held-out families left out of training.
     """
+    if task == "textlines":
+        from crnn.data.builtin.textlines import TextLinesConfig, TextLinesDataset
+        from crnn.data.image.augment import LineAugment
+
+        height = int((reader_args or {}).get("height", 32))
+        if int((reader_args or {}).get("channels", 1)) != 1:
+            raise ValueError("the built-in text lines are grey: train a model with channels=1 on them")
+        fonts_t = tuple(fonts) if fonts else None
+        train = TextLinesDataset(train_size, seed * 7 + 1, TextLinesConfig("train", fonts_t, height=height),
+                                 fresh_each_epoch=True, augment=LineAugment())
+        val = TextLinesDataset(val_size, 10_007, TextLinesConfig("valid", fonts_t, height=height),
+                               fresh_each_epoch=False)
+        # lines range from 2 to 36 characters: batches of similar widths waste little on padding
+        return DataBundle(train, val, train.tokenizer, train.lengths(), val.lengths(), bucket=True)
     if task == "dtmf":
         from crnn.data.builtin.dtmf import DTMFDataset
 
@@ -107,8 +130,7 @@ def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_r
                                clip_augment=clip_augment, augment_pixels=augment_pixels)
         val = ActionsDataset(val_size, seed=10_007, train=False, config=look)
         return DataBundle(train, val, actions_tokenizer())
-    raise ValueError(f"unknown built-in task {task!r} (choose 'dtmf', 'actions' or 'actions_basic', "
-                     f"or give --train-manifest)")
+    raise ValueError(f"unknown built-in task {task!r} (choose {', '.join(BUILTIN_TASKS)}, or give --train-manifest)")
 
 
 def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, reader_args: dict, train: bool,
@@ -123,6 +145,11 @@ def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, reader_a
         sr = int(reader_args["sample_rate"])
         aug = WaveAugment(AugmentConfig(**augment), sr) if (train and augment) else None
         return AudioDataset(rows, tokenizer, sr, augment=aug)
+    if modality == "image":
+        from crnn.data.image.augment import LineAugment
+        from crnn.data.image.dataset import LineImageDataset
+
+        return LineImageDataset(rows, tokenizer, reader_args, augment=LineAugment() if train else None)
     from crnn.data.video.dataset import make_video_dataset
 
     return make_video_dataset(rows, tokenizer, reader_args, train, clip_augment=clip_augment if train else None,
@@ -178,7 +205,8 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any,
     transcripts, negative durations, and labels that cannot fit the model's output frames under CTC
     (kept with ``keep_infeasible``: evaluation scores them).
 
-    Uses each row's ``duration`` (audio) or ``num_frames`` (video/features) where present; rows without
+    Uses each row's ``duration`` (audio), ``num_frames`` (video/features) or ``width``/``height`` (text-line
+    images) where present; rows without
     them are checked batch by batch during training instead.
 
     Returns:
@@ -219,6 +247,10 @@ def prescan(rows: list[dict], tokenizer: Tokenizer, model: Any,
             size = int(float(duration) * sr)
         elif row.get("num_frames"):
             size = int(row["num_frames"])
+        elif model.modality == "image":
+            from crnn.data.image.dataset import scaled_width
+
+            size = scaled_width(row, int(model.reader_args.get("height", 32)))
         if size is not None and not keep_infeasible:
             have = int(model.output_lengths(torch.tensor([size]))[0])
             need = ctc_min_frames(tokens)

@@ -19,8 +19,9 @@ class Batch:
     """A padded batch.
 
     Attributes:
-        x: (B, S) audio, (B, T, C, H, W) video frames or (B, T, D) features, zero-padded.
-        x_lens: (B,) valid samples/frames.
+        x: (B, S) audio, (B, T, C, H, W) video frames, (B, T, D) features or (B, C, H, W) text-line
+            images (padded on the right), zero-padded.
+        x_lens: (B,) valid samples/frames/pixel columns.
         y: (B, L) label ids padded with 0 (blank never appears in labels).
         y_lens: (B,) label lengths.
         texts: reference transcripts.
@@ -54,12 +55,26 @@ class Batch:
                      self.texts, self.paths, self.skipped, self.frame_labels)
 
 
-def pad_stack(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad tensors along dim 0 to the longest: list of (N_i, ...) -> (B, N_max, ...), lengths (B,)."""
-    lengths = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long)
-    out = tensors[0].new_zeros((len(tensors), int(lengths.max()), *tensors[0].shape[1:]))
+def time_dim(signal: torch.Tensor) -> int:
+    """The axis a signal grows along: the last for a text-line image (C, H, W), else the first
+    (audio (S,), frames (T, C, H, W), features (T, D))."""
+    return -1 if signal.dim() == 3 else 0
+
+
+def pad_stack(tensors: list[torch.Tensor], dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad tensors along ``dim`` (0 or -1) to the longest: list of (N_i, ...) -> (B, N_max, ...), or list of
+    (..., N_i) -> (B, ..., N_max); lengths (B,)."""
+    lengths = torch.tensor([t.shape[dim] for t in tensors], dtype=torch.long)
+    if dim == 0:
+        out = tensors[0].new_zeros((len(tensors), int(lengths.max()), *tensors[0].shape[1:]))
+        for i, t in enumerate(tensors):
+            out[i, : t.shape[0]] = t
+        return out, lengths
+    if dim != -1:
+        raise ValueError(f"pad_stack pads along dim 0 or -1, got {dim}")
+    out = tensors[0].new_zeros((len(tensors), *tensors[0].shape[:-1], int(lengths.max())))
     for i, t in enumerate(tensors):
-        out[i, : t.shape[0]] = t
+        out[i, ..., : t.shape[-1]] = t
     return out, lengths
 
 
@@ -70,7 +85,7 @@ def collate(items: list) -> Batch | None:
     if not good:
         return Batch(torch.zeros(0), torch.zeros(0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long),
                      torch.zeros(0, dtype=torch.long), [], [], skipped)
-    x, x_lens = pad_stack([it["signal"] for it in good])
+    x, x_lens = pad_stack([it["signal"] for it in good], time_dim(good[0]["signal"]))
     y, y_lens = pad_stack([torch.as_tensor(it["tokens"], dtype=torch.long) for it in good])
     frame_labels = [it["frame_labels"] for it in good] if all("frame_labels" in it for it in good) else None
     return Batch(x, x_lens, y, y_lens, [it["text"] for it in good], [it["path"] for it in good], skipped,

@@ -30,10 +30,13 @@ READABLE = {
 
 
 def modality_of_path(path: str | Path) -> str:
-    """Best guess of what a file holds: ``"audio"``, ``"video"`` (clips, frame folders) or ``"features"``."""
+    """Best guess of what a file holds: ``"audio"``, ``"video"`` (clips, frame folders), ``"features"`` or
+    ``"image"`` (a text line: an image file, where a folder of images is a video's frames)."""
     suffix = Path(path).suffix.lower()
     if suffix in FEATURE_EXTENSIONS:
         return "features"
+    if suffix in READABLE["image"]:
+        return "image"
     if suffix in AUDIO_EXTENSIONS and suffix != ".webm":
         return "audio"
     return "video"

@@ -63,30 +63,41 @@ class ImageFrontend(nn.Module):
 
     @staticmethod
     def _mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, W) float: 1 on each line's valid columns."""
         cols = torch.arange(x.shape[-1], device=x.device)
-        return (cols[None, :] < lengths[:, None]).to(x.dtype)[:, None, None, :]  # (B, 1, 1, W)
+        return (cols[None, :] < lengths[:, None]).to(x.dtype)
 
-    def _norm(self, norm: nn.GroupNorm, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        # GroupNorm statistics over valid columns only, so padding never shifts them.
-        n = m.sum(dim=(2, 3), keepdim=True).clamp_min(1) * x.shape[1] * x.shape[2]
-        mean = (x * m).sum(dim=(1, 2, 3), keepdim=True) / n
-        var = (((x - mean) * m) ** 2).sum(dim=(1, 2, 3), keepdim=True) / n
-        x = (x - mean) / torch.sqrt(var + norm.eps)
-        return x * norm.weight[None, :, None, None] + norm.bias[None, :, None, None]
+    @staticmethod
+    def _norm(norm: nn.GroupNorm, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """GroupNorm(1, C) with statistics over valid columns only, so padding never shifts them.
+
+        Reduced over channels and rows first, then masked per column: the big tensor is read twice
+        (sum, sum of squares) and written once (one scale-and-shift), which keeps the frontend's cost
+        in its convolutions.
+        """
+        n = (m.sum(-1) * x.shape[1] * x.shape[2]).clamp_min(1)  # (B,) valid elements
+        mean = (x.sum(dim=(1, 2)) * m).sum(-1) / n  # (B,)
+        var = ((x * x).sum(dim=(1, 2)) * m).sum(-1) / n - mean * mean
+        scale = norm.weight[None, :] * torch.rsqrt(var.clamp_min(0) + norm.eps)[:, None]  # (B, C)
+        shift = norm.bias[None, :] - mean[:, None] * scale
+        return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, H, W), (B,) widths -> (B, T', D) column features, (B,) T' lengths."""
         x = (x - self.cfg.mean) / self.cfg.std
         lengths = lengths.to(x.device)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            m = self._mask(x, lengths)
-            x = F.relu(self._norm(norm, conv(x * m), m)) * m
+            m = self._mask(x, lengths)  # (B, W)
+            # padding is zeroed where it enters a convolution (a pool may carry one valid column past a
+            # halved length); what a stage writes there is never read as valid
+            x = F.relu(self._norm(norm, conv(x * m[:, None, None, :]), m))
             if i < 2:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=False)
                 lengths = torch.div(lengths, 2, rounding_mode="floor")
             elif x.shape[2] > 1:
                 x = F.max_pool2d(x, (2, 1), (2, 1))
-        x = x.mean(dim=2).transpose(1, 2)  # (B, T', C)
+        x = x.mean(dim=2)  # (B, C, T')
+        x = (x * self._mask(x, lengths)[:, None, :]).transpose(1, 2)  # (B, T', C), padding zeroed
         return self.proj(x), lengths
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

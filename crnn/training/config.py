@@ -8,7 +8,7 @@ from typing import Any
 @dataclass
 class TrainConfig:
     out: str | None = None               # output folder: best.pt, last.pt, log.csv, tb/ (None: runs/<task or data>)
-    task: str = "dtmf"                   # built-in data ("dtmf", "actions", "actions_basic") without manifests
+    task: str = "dtmf"                   # built-in data ("dtmf", "actions", "actions_basic", "textlines") without manifests
     train_manifest: str | list | None = None  # manifest or corpus folder; or "path[:weight]" specs (crnn.data.mixing)
     val_manifest: str | None = None      # validation data, same forms
     manifest_format: str | None = None   # corpus layout of both manifests (None: detected from the path)
@@ -42,6 +42,7 @@ class TrainConfig:
     overwrite: bool = False              # replace a run already in OUT (else a new run there is refused)
     max_bad_fraction: float = 0.5        # stop when more of the data than this is unusable (pre-scan, epoch 1)
     ema_decay: float | None = None       # keep an exponential moving average of the weights (e.g. 0.999): ema.pt
+    fonts: list | None = None            # textlines: font folders/files/globs (None: system + matplotlib fonts)
     average_last: int = 0                # average the weights of the last N epochs at the end: averaged.pt
     log_every: int = 20                  # steps between log rows
     tensorboard: bool = True             # also write TensorBoard event files

@@ -38,6 +38,12 @@ class EvalResult:
     # (their errors count), but left out of the loss and of frame accuracy, which need an alignment
     too_short: list[str] = field(default_factory=list)
     frame_accuracy: float | None = None  # where the data has frame-level labels
+    exact: int = 0  # items whose hypothesis equals the reference (line accuracy = exact / items)
+
+    @property
+    def exact_rate(self) -> float:
+        """Share of items read without a single error (sentence / line accuracy)."""
+        return self.exact / self.items
 
 
 def infeasible_items(batch: Batch, model: CRNN) -> tuple[torch.Tensor, list[str]]:
@@ -96,7 +102,7 @@ def evaluate(
     device = torch.device(device)
     decoder = decoder or Decoder(core.tokenizer, DecodeOptions(), core.frame_shift)
     totals = {"chars": 0, "words": 0, "char_errors": 0, "word_errors": 0}
-    loss_sum, loss_items, items, frames_ok, frames_all = 0.0, 0, 0, 0, 0
+    loss_sum, loss_items, items, frames_ok, frames_all, exact = 0.0, 0, 0, 0, 0, 0
     skipped: list[str] = []
     too_short: list[str] = []
     for batch in batches:
@@ -125,20 +131,21 @@ def evaluate(
             frames_ok, frames_all = frames_ok + acc.correct, frames_all + acc.total
         for path, ref, nbest in zip(batch.paths, batch.texts, decoder(log_probs, lens)):
             counts = error_counts(ref, nbest[0].text)
+            exact += int(counts["char_errors"] == 0)
             for k in totals:
                 totals[k] += counts[k]
             if on_item is not None:
                 on_item(path, ref, nbest[0].text, counts)
     summed = dist_utils.all_reduce_sum(
         [loss_sum, items, totals["char_errors"], totals["chars"], totals["word_errors"], totals["words"],
-         frames_ok, frames_all, loss_items], device)
+         frames_ok, frames_all, loss_items, exact], device)
     loss_sum, items = summed[0], int(summed[1])
     totals = dict(zip(("char_errors", "chars", "word_errors", "words"), (int(v) for v in summed[2:6])))
-    frames_ok, frames_all, loss_items = int(summed[6]), int(summed[7]), int(summed[8])
+    frames_ok, frames_all, loss_items, exact = int(summed[6]), int(summed[7]), int(summed[8]), int(summed[9])
     if items == 0:
         lines = "".join(f"\n  {s}" for s in skipped[:5])
         raise EmptyMetricError(f"{what}: no item could be scored ({len(skipped)} unusable){lines}")
     r = rates(totals, what)
     loss = loss_sum / loss_items if loss_items else math.inf  # inf: not one item had an alignment
     return EvalResult(loss, r["cer"], r["wer"], items, skipped=skipped, too_short=too_short,
-                      frame_accuracy=frames_ok / frames_all if frames_all else None, **totals)
+                      frame_accuracy=frames_ok / frames_all if frames_all else None, exact=exact, **totals)

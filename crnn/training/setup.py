@@ -66,7 +66,8 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
         raise ValueError("--units and --text-norm need --train-manifest (built-in tasks have fixed vocabularies)")
     else:
         probe = create_model(preset, vocab_size=2, **cfg.model_args)
-        tokenizer = build_builtin(cfg.task, 1, 1, cfg.seed, probe.sample_rate).tokenizer
+        tokenizer = build_builtin(cfg.task, 1, 1, cfg.seed, probe.sample_rate, reader_args=probe.reader_args,
+                                  fonts=cfg.fonts).tokenizer
     model = create_model(preset, vocab_size=len(tokenizer), **cfg.model_args)
     model.tokenizer = tokenizer
     return model
@@ -149,7 +150,7 @@ def make_loader(bundle: DataBundle, train: bool, cfg: TrainConfig, device: torch
     common: dict[str, Any] = dict(collate_fn=collate, num_workers=workers, pin_memory=device.type == "cuda")
     if workers > 0:
         common["prefetch_factor"] = 4
-    if lengths is not None and cfg.max_frames:
+    if lengths is not None and (cfg.max_frames or bundle.bucket):
         from crnn.data.sampler import BucketBatchSampler
 
         sampler = BucketBatchSampler(lengths, max_frames=cfg.max_frames, max_items=cfg.batch_size, shuffle=train,

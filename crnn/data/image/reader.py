@@ -94,3 +94,14 @@ def read_line_image(
         raise ImageReadError(path, f"cannot decode: {reason}") from None
     x = torch.from_numpy(arr.copy()).float().div_(255.0)
     return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1).contiguous()
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header; ImageReadError when it cannot be opened."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception as e:  # the same file was just decoded by read_line_image, so this is rare
+        raise ImageReadError(path, f"cannot read the image header ({type(e).__name__}: {e})") from None
