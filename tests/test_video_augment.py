@@ -36,11 +36,12 @@ def only(**fields) -> ClipAugment:
     return ClipAugment(ClipAugmentConfig(**fields))
 
 
-@pytest.mark.parametrize("name", ["brightness", "contrast", "saturation", "hue", "crop", "scale", "translate", "blur"])
+@pytest.mark.parametrize("name", ["brightness", "contrast", "saturation", "hue", "crop", "scale", "translate", "blur",
+                                  "channel_shuffle", "grayscale", "invert"])
 def test_every_frame_gets_the_same_transform(name):
     """A clip of identical frames stays a clip of identical frames: one draw per clip, not per frame."""
     clip = smooth_clip(moving=False)
-    value = {"hue": 0.2, "blur": 1.0}.get(name, 0.5)
+    value = {"hue": 0.2, "blur": 1.0, "channel_shuffle": 1.0, "grayscale": 1.0, "invert": 1.0}.get(name, 0.5)
     for seed in range(4):
         out = only(**{name: value})(clip, gen(seed))
         assert out.shape == clip.shape and out.dtype == torch.uint8
@@ -234,3 +235,21 @@ def test_train_cli_with_clip_augmentation(tmp_path):
                             "--clip-augment", "standard", "--train-size", "4", "--val-size", "2", "--epochs", "1",
                             "--workers", "0"], capture_output=True, text=True, timeout=120)
     assert audio.returncode == 1 and "error:" in audio.stderr and "video" in audio.stderr
+
+
+def test_recolouring_changes_the_look_and_keeps_the_motion():
+    """Channel permutation, grey and negative clips: colours change, where things move does not."""
+    clip = smooth_clip()
+    motion = (clip[1:].float() - clip[:-1].float()).abs().sum(1) > 0  # (T-1, H, W) pixels that change
+    shuffled = only(channel_shuffle=1.0)(clip, gen(1))
+    assert not torch.equal(shuffled, clip)
+    assert sorted(shuffled[0].flatten(1).sum(1).tolist()) == sorted(clip[0].flatten(1).sum(1).tolist())
+    grey = only(grayscale=1.0)(clip, gen(1))
+    assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])
+    negative = only(invert=1.0)(clip, gen(1))
+    assert torch.equal(negative, 255 - clip)
+    for out in (shuffled, negative):
+        assert torch.equal((out[1:].float() - out[:-1].float()).abs().sum(1) > 0, motion)
+    assert torch.equal(only(channel_shuffle=0.0, invert=0.0)(clip, gen(1)), clip)
+    with pytest.raises(ValueError, match="invert"):
+        ClipAugmentConfig(invert=1.5)

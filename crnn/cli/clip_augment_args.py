@@ -17,6 +17,9 @@ HELP = {
     "noise": "pixel noise std up to this (pixels in 0..1)",
     "drop": "drop each frame with this probability (never two in a row)",
     "repeat": "show each frame twice with this probability",
+    "channel_shuffle": "probability of permuting the colour channels of a clip",
+    "grayscale": "probability of a grey clip",
+    "invert": "probability of a negative clip",
 }
 
 

@@ -34,12 +34,16 @@ class ClipAugmentConfig:
     drop: float = 0.0         # each frame is dropped with this probability (never two in a row)
     repeat: float = 0.0       # each frame is shown twice with this probability
     flip: bool = False        # mirror half of the clips left-right, swapping left/right labels
+    # look invariance: what an action is does not depend on its colours
+    channel_shuffle: float = 0.0  # probability of permuting the clip's colour channels (RGB -> e.g. BRG)
+    grayscale: float = 0.0    # probability of a grey clip (luma in every channel)
+    invert: float = 0.0       # probability of a negative clip (1 - x; a flash stays a flash)
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "saturation", "crop", "scale"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"clip augmentation {name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("translate", "blur", "drop", "repeat"):
+        for name in ("translate", "blur", "drop", "repeat", "channel_shuffle", "grayscale", "invert"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"clip augmentation {name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.hue <= 0.5:
@@ -63,7 +67,7 @@ class ClipAugmentConfig:
     @property
     def changes_pixels(self) -> bool:
         return any((self.brightness, self.contrast, self.saturation, self.hue, self.crop, self.scale,
-                    self.translate, self.blur, self.noise))
+                    self.translate, self.blur, self.noise, self.channel_shuffle, self.grayscale, self.invert))
 
     @property
     def changes_length(self) -> bool:
@@ -73,7 +77,9 @@ class ClipAugmentConfig:
 # The setting the README's "after" recipe trains with.
 STANDARD = dict(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05, crop=0.2, scale=0.15, translate=0.1,
                 blur=0.3, noise=0.03, drop=0.05, repeat=0.05)
-PRESETS = {"standard": STANDARD, "none": {}}
+# "standard" plus colour changes an appearance-reading model cannot lean on (for a held-out look).
+LOOK_INVARIANT = dict(STANDARD, channel_shuffle=0.5, grayscale=0.1, invert=0.1)
+PRESETS = {"standard": STANDARD, "look": LOOK_INVARIANT, "none": {}}
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -194,6 +200,7 @@ class ClipAugment:
             x = TF.adjust_saturation(x, _uniform(g, 1 - cfg.saturation, 1 + cfg.saturation))
         if cfg.hue and x.size(-3) == 3:
             x = rotate_hue(x, _uniform(g, -cfg.hue, cfg.hue))
+        x = self._recolour(x, g)
         if cfg.blur and float(torch.rand((), generator=g)) < cfg.blur:
             x = gaussian_blur(x, _uniform(g, 0.3, 1.0))
         if cfg.noise:
@@ -204,6 +211,22 @@ class ClipAugment:
         if dtype == torch.uint8:
             return (x * 255).round_().clamp_(0, 255).to(torch.uint8)
         return x.to(dtype)
+
+    def _recolour(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Channel permutation, grey and negative clips (x (T, C, H, W) in 0..1), each drawn per clip."""
+        cfg = self.cfg
+        colour = x.size(-3) == 3
+        if colour and cfg.channel_shuffle and float(torch.rand((), generator=g)) < cfg.channel_shuffle:
+            order = torch.randperm(3, generator=g)
+            while bool((order == torch.arange(3)).all()):  # a real change of colours, never the identity
+                order = torch.randperm(3, generator=g)
+            x = x[..., order.to(x.device), :, :]
+        if colour and cfg.grayscale and float(torch.rand((), generator=g)) < cfg.grayscale:
+            luma = (_RGB_TO_YIQ[0].to(x.device, x.dtype)[:, None, None] * x).sum(-3, keepdim=True)
+            x = luma.expand_as(x).contiguous()
+        if cfg.invert and float(torch.rand((), generator=g)) < cfg.invert:
+            x = 1.0 - x
+        return x
 
     def _window(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Random resized crop, zoom and shift as one window (edges repeated outside), resized back to (H, W)."""
