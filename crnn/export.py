@@ -7,9 +7,11 @@ The offline graph is the whole model, features included::
     features float32 (B, T, D)                          /
         -> log_probs float32 (B, T', V), out_lengths int64 (B,)
 
-Batch and length are dynamic. The recurrent layers run their exportable path (a masked ``scan`` over
-time, see ``crnn.cells.base.exporting``) and the log-mel a Conv1d over a DFT basis, both equal to
-the normal path within float32 rounding. A forward-only model also gets a streaming graph of its
+Batch and length are dynamic. Recurrent layers that are exactly ONNX's GRU / LSTM / RNN operators
+(the ``gru``, ``lstm``, ``rnn``, ``gru_ref`` and ``lstm_ref`` cells) become those operators, padded
+batches included (``crnn.onnx_rnn``); other cells run their exportable path (a masked ``scan`` over
+time, see ``crnn.cells.base.exporting``). The log-mel is a Conv1d over a DFT basis. All equal the
+normal path within float32 rounding. A forward-only model also gets a streaming graph of its
 encoder and head, which takes and returns the recurrent state (see :func:`export_streaming_onnx`).
 
 The file carries what a runtime needs in its ``metadata_props`` (:func:`export_metadata`), so
@@ -167,12 +169,17 @@ def _offline(model: CRNN) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor],
 
 
 @contextlib.contextmanager
-def _exporting(model: CRNN) -> Iterator[CRNN]:
-    """A CPU copy of ``model`` in eval mode, no gradients, exportable paths (the caller's model is untouched)."""
+def _exporting(model: CRNN, native_rnn: bool = False) -> Iterator[CRNN]:
+    """A CPU copy of ``model`` in eval mode, no gradients, exportable paths (the caller's model is untouched);
+    ``native_rnn``: ONNX's recurrent operators where a layer allows (ONNX graphs only)."""
     copy = deepcopy(model).cpu().eval()
     for module in copy.modules():
         if hasattr(module, "prepare_export"):  # e.g. constants the exported path needs
             module.prepare_export()
+    if native_rnn:
+        from crnn.onnx_rnn import NativeRNNEncoder
+
+        copy.encoder = NativeRNNEncoder(copy.encoder)
     with torch.no_grad(), export_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer chatter, not the user's concern
         yield copy
@@ -218,11 +225,13 @@ def _to_onnx(graph: nn.Module, args: tuple, input_names: list[str], output_names
              dynamic_shapes: tuple, metadata: dict[str, str], path: str | Path) -> Path:
     _require("onnxscript", "ONNX export")
     onnx = _require("onnx", "ONNX export")
+    from crnn.onnx_rnn import translation_table
+
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
             program = torch.onnx.export(graph, args, dynamo=True, input_names=input_names,
                                         output_names=output_names, dynamic_shapes=dynamic_shapes,
-                                        optimize=False, verbose=False)
+                                        optimize=False, verbose=False, custom_translation_table=translation_table())
     except Exception as e:
         raise ExportError(f"ONNX export failed ({type(e).__name__}: {str(e)[-1500:]})") from None
     proto = program.model_proto
@@ -234,11 +243,14 @@ def _to_onnx(graph: nn.Module, args: tuple, input_names: list[str], output_names
     return path
 
 
-def export_onnx(model: CRNN, path: str | Path) -> Path:
-    """Write the offline graph (features inside) to one ONNX file with metadata; returns the path."""
+def export_onnx(model: CRNN, path: str | Path, native_rnn: bool = True) -> Path:
+    """Write the offline graph (features inside) to one ONNX file with metadata; returns the path.
+
+    ``native_rnn=False`` keeps every recurrent layer a ``Scan`` of per-frame ops (for comparison).
+    """
     check_exportable(model)
     meta = export_metadata(model)
-    with _exporting(model) as model:
+    with _exporting(model, native_rnn) as model:
         graph, args, shapes = _offline(model)
         return _to_onnx(graph, args, [meta["input_name"], "lengths"], ["log_probs", "out_lengths"], shapes, meta, path)
 
@@ -253,7 +265,7 @@ def state_layout(model: CRNN) -> tuple[int, int, int]:
     return len(states), k, model.cfg.hidden_size
 
 
-def export_streaming_onnx(model: CRNN, path: str | Path) -> Path:
+def export_streaming_onnx(model: CRNN, path: str | Path, native_rnn: bool = True) -> Path:
     """Write the streaming graph of a forward-only model (see :class:`StreamingGraph`).
 
     Inputs ``features`` (B, N, D) float32: frames of the frontend's output (``model.frontend(x,
@@ -275,7 +287,7 @@ def export_streaming_onnx(model: CRNN, path: str | Path) -> Path:
         "state_shape": json.dumps([L, K, "batch", H]),
         "state_layout": "layers x (h) or (h, c) x batch x hidden",
     })
-    with _exporting(model) as model:
+    with _exporting(model, native_rnn) as model:
         feats = torch.randn(2, 12, model.frontend.output_size)
         lengths = torch.tensor([12, 7])
         state = torch.zeros(L, K, 2, H)
@@ -398,9 +410,10 @@ class OnnxModel:
 def quantize_onnx(src: str | Path, dst: str | Path) -> Path:
     """Write an int8 copy of the ONNX file ``src`` to ``dst``: onnxruntime dynamic quantization.
 
-    The weights of MatMul/Gemm outside the frontend (the recurrent input projections and the head) are
-    stored as int8 and their activations quantized per call, so no calibration data is needed; the
-    features (DFT, mel filterbank) and the recurrent loop stay fp32. The metadata (vocabulary, config) is kept,
+    The weights of MatMul/Gemm outside the frontend (the head, the input projections of cells exported as
+    a Scan) and of native LSTM operators (``DynamicQuantizeLSTM``) are stored as int8 and their
+    activations quantized per call, so no calibration data is needed; the features (DFT, mel filterbank),
+    native GRU/RNN operators (onnxruntime has no int8 kernel for them) and Scan loops stay fp32. The metadata (vocabulary, config) is kept,
     so ``OnnxModel`` and ``crnn decode`` read the int8 file like the fp32 one.
     """
     _require("onnxruntime", "int8 quantization")
@@ -420,7 +433,7 @@ def quantize_onnx(src: str | Path, dst: str | Path) -> Path:
     frontend = [n.name for n in proto.graph.node if any(i.startswith("model.frontend.") for i in n.input)]
     logging.disable(logging.WARNING)  # the quantizer's advice to pre-process: the fold above does that
     try:
-        quantize_dynamic(str(folded), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+        quantize_dynamic(str(folded), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
                          nodes_to_exclude=frontend)
     except Exception as e:
         raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {str(e)[-500:]})") from None
