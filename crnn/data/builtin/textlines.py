@@ -36,8 +36,10 @@ SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype", "/usr/share/fonts/opentype")
 PUNCT = ".,;:!?-'\"()/&%$"
 CHARSET = string.ascii_letters + string.digits + PUNCT + " "
 DEFAULT_HELD_OUT = ("STIXGeneral",)
-# File-name parts of fonts that are not for running text (math, symbols, glyph fallbacks, display cuts).
-NOT_TEXT_FONTS = ("math", "display", "lastresort", "stixnonuni", "stixsiz", "cmex", "cmsy", "cmmi", "cm")
+# File-name parts of fonts that are not for running text (math, symbols, glyph fallbacks, display cuts), and
+# Computer Modern Text Italic as matplotlib ships it (its '$' is a pound sign); cmr10, cmss10, cmtt10 and cmb10
+# (Computer Modern roman, sans, typewriter, bold) are kept.
+NOT_TEXT_FONTS = ("math", "display", "lastresort", "stixnonuni", "stixsiz", "cmex", "cmsy", "cmmi", "cmti")
 SPLITS = ("train", "valid", "test")
 
 
@@ -81,8 +83,7 @@ def find_fonts(sources: Sequence[str] | None = None, charset: str = CHARSET) -> 
         found += [f for f in paths if f.is_file() and f.suffix.lower() in (".ttf", ".otf")]
     if not sources:
         found += _matplotlib_fonts()
-        found = [f for f in found if not any(f.name.lower().startswith(k) if k == "cm" else k in f.name.lower()
-                                             for k in NOT_TEXT_FONTS)]
+        found = [f for f in found if not any(k in f.name.lower() for k in NOT_TEXT_FONTS)]
     by_name: dict[str, Path] = {}
     for f in sorted(found):
         if f.name not in by_name and not missing_glyphs(f, charset):
@@ -191,8 +192,8 @@ def random_text(rng: random.Random, words: Sequence[str], max_words: int = 6, ps
 
 # -- rendering --------------------------------------------------------------------------------------
 def render_line(text: str, font_path: str | Path, rng: random.Random, height: int = 32) -> torch.Tensor:
-    """Render ``text`` in the font at a random size, letter spacing, ink/paper, tilt, perspective, blur,
-    noise and JPEG compression.
+    """Render ``text`` in the font at a random size, letter spacing, stroke weight, ink/paper, tilt,
+    perspective, blur, noise and JPEG compression.
 
     Returns float32 (1, height, W) in [0, 1], width scaled with the aspect kept.
     """
@@ -215,6 +216,11 @@ def render_line(text: str, font_path: str | Path, rng: random.Random, height: in
             x += font.getlength(ch) + spacing
     else:
         draw.text((pad_x - left, pad_y - top), text, font=font, fill=ink)
+    weight = rng.random()  # heavier or lighter strokes than the font's own (ink is darker than paper)
+    if weight < 0.15:
+        im = im.filter(ImageFilter.MinFilter(3))
+    elif weight < 0.25 and font.size >= 30:
+        im = im.filter(ImageFilter.MaxFilter(3))
     if rng.random() < 0.5:
         im = im.rotate(rng.uniform(-2, 2), resample=Image.BILINEAR, expand=True, fillcolor=paper)
     if rng.random() < 0.3:  # a slanted camera: one end of the line taller than the other
@@ -284,6 +290,10 @@ class TextLinesDataset(Dataset):
         self.n, self.seed, self.config = n, seed, config
         self.fresh_each_epoch, self.augment = fresh_each_epoch, augment
         self.fonts = fonts_for_split(config.split, config.fonts, config.held_out)
+        # a family is drawn first, then one of its cuts: a family with many cuts does not crowd out the rest
+        self.families: dict[str, list[Path]] = {}
+        for f in self.fonts:
+            self.families.setdefault(f.stem.split("-")[0], []).append(f)
         self.words = split_words(config.split)
         self._held_out = frozenset(split_words("test"))
         self.tokenizer = textlines_tokenizer()
@@ -319,7 +329,7 @@ class TextLinesDataset(Dataset):
     def draw(self, i: int) -> tuple[torch.Tensor, str, Path]:
         rng = self._rng(i)
         text = self.text(i, rng)
-        font = rng.choice(self.fonts)
+        font = rng.choice(self.families[rng.choice(sorted(self.families))])
         return render_line(text, font, rng, self.config.height), text, font
 
     def __getitem__(self, i: int) -> dict:
