@@ -14,6 +14,16 @@ class BadSample:
     reason: str
 
 
+def encode_transcript(tokenizer, row: dict) -> list[int] | BadSample:
+    """A manifest row's token ids, or the ``BadSample`` naming its file when a symbol is not in the vocabulary."""
+    from crnn.tokenizer import UnknownSymbolError
+
+    try:
+        return tokenizer.encode(row["text"])
+    except UnknownSymbolError as e:
+        return BadSample(str(row["path"]), f"transcript {row['text']!r}: {e}")
+
+
 @dataclass
 class Batch:
     """A padded batch.

@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from crnn.data.audio.reader import AudioReadError, audio_duration, read_audio
-from crnn.data.collate import BadSample
-from crnn.tokenizer import Tokenizer, UnknownSymbolError
+from crnn.data.collate import BadSample, encode_transcript
+from crnn.tokenizer import Tokenizer
 
 def speech_tokenizer(transcripts: Sequence[str]) -> Tokenizer:
     """Character vocabulary of English speech transcripts (the ``english`` text policy)."""
@@ -68,10 +68,9 @@ class AudioDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | BadSample:
         row = self.entries[index]
         path = row["path"]
-        try:
-            tokens = self.tokenizer.encode(row["text"])
-        except UnknownSymbolError as e:
-            return BadSample(path, f"transcript {row['text']!r}: {e}")
+        tokens = encode_transcript(self.tokenizer, row)
+        if isinstance(tokens, BadSample):
+            return tokens
         try:
             signal = read_audio(path, self.sample_rate, *stretch_of(row))  # (S,)
         except AudioReadError as e:

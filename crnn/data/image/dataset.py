@@ -11,9 +11,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from crnn.data.collate import BadSample
+from crnn.data.collate import BadSample, encode_transcript
 from crnn.data.image.reader import ImageReadError, read_line_image
-from crnn.tokenizer import Tokenizer, UnknownSymbolError
+from crnn.tokenizer import Tokenizer
 
 
 def scaled_width(row: dict[str, Any], height: int) -> int | None:
@@ -58,10 +58,9 @@ class LineImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | BadSample:
         row = self.entries[index]
         path = str(row["path"])
-        try:
-            tokens = self.tokenizer.encode(row["text"])
-        except UnknownSymbolError as e:
-            return BadSample(path, f"transcript {row['text']!r}: {e}")
+        tokens = encode_transcript(self.tokenizer, row)
+        if isinstance(tokens, BadSample):
+            return tokens
         try:
             image = read_line_image(path, height=self.height, channels=self.channels)  # (C, H, W)
         except ImageReadError as e:

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from crnn.data.collate import BadSample
+from crnn.data.collate import BadSample, encode_transcript
 from crnn.data.files import regular_file_problem
-from crnn.tokenizer import Tokenizer, UnknownSymbolError
+from crnn.tokenizer import Tokenizer
 from crnn.data.video.reader import (FOLDER_FPS, VideoReadError, augment_indices, fit_frames, read_features,
                              read_video, resample_indices, video_fps)
 from crnn.data.video.augment import ClipAugment, flip_clip, label_map_for
@@ -122,10 +122,9 @@ class VideoDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | BadSample:
         row = self.entries[index]
         path = str(row["path"])
-        try:
-            tokens = self.tokenizer.encode(row["text"])
-        except UnknownSymbolError as e:
-            return BadSample(path, f"transcript {row['text']!r}: {e}")
+        tokens = encode_transcript(self.tokenizer, row)
+        if isinstance(tokens, BadSample):
+            return tokens
         try:
             signal, fps = self._read(row)
             frame_ids = self._frame_label_ids(row, len(signal), fps) if row.get("frame_labels") is not None else None
