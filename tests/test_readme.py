@@ -46,6 +46,11 @@ def workdir(tmp_path_factory) -> Path:
 
     write_samples(root / "runs/demo/samples", 2, seed=1)  # what `crnn demo` writes beside its model
     export_onnx(crnn.load_model(root / "runs/demo/best.pt"), root / "model.onnx")  # `crnn export`
+    from crnn.streaming_graph import export_streaming_model_onnx
+
+    uni = crnn.create_model("tiny", vocab_size=len(dtmf_tokenizer()), bidirectional=False, normalize="global")
+    uni.tokenizer = dtmf_tokenizer()
+    export_streaming_model_onnx(uni, root / "model.streaming.onnx")  # `crnn export` of a --unidirectional model
     rng = np.random.default_rng(0)
     pause = np.zeros(8000, np.float32)
     keys = [sf.read(p, dtype="float32")[0] for p in sorted((root / "runs/demo/samples").glob("*_8k.wav"))]

@@ -1,7 +1,8 @@
 """``crnn export``: write a checkpoint as one ONNX file (features inside) or a torch.export program.
 
-A forward-only model also gets its streaming graph (encoder + head, state in and out) beside the
-ONNX file, as ``NAME.streaming.onnx``.
+A forward-only model also gets its streaming graph beside the ONNX file, as ``NAME.streaming.onnx``:
+for audio models the whole model (raw samples in chunks, every state carried), else the encoder and
+head (frontend features in). ``--quantize int8`` writes an int8 copy, ``--check`` measures what it costs.
 """
 from __future__ import annotations
 
@@ -33,6 +34,18 @@ def check_int8(fp32: Path, int8: Path, manifest: str, limit: float, force: bool)
     return ok or force
 
 
+def write_streaming(model, path: Path, encoder_head) -> Path:
+    """The whole-model streaming graph (samples in) for a log-mel audio model, else encoder and head."""
+    from crnn.streaming_graph import export_streaming_model_onnx
+
+    if model.modality != "audio" or not hasattr(model.frontend, "log_mel"):
+        return encoder_head(model, path)
+    if model.frontend.cfg.normalize == "utterance":
+        print(f"note: {path}: per-utterance normalisation streams with the statistics heard so far, close to "
+              "offline decoding but not equal (train with --frontend-arg normalize=global for equal)", file=sys.stderr)
+    return export_streaming_model_onnx(model, path)
+
+
 def main(args: argparse.Namespace) -> int:
     from crnn.checkpoint import CheckpointError, load_model
     from crnn.cli.common import load_plugins
@@ -61,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
             else:
                 written = [export_onnx(model, out)]
             if not model.cfg.bidirectional and not args.no_streaming:
-                written.append(export_streaming_onnx(model, streaming_path(out)))
+                written.append(write_streaming(model, streaming_path(out), export_streaming_onnx))
     except (CheckpointError, ExportError, OSError, ValueError) as e:  # ValueError: an unusable --check manifest
         print(f"error: {e}", file=sys.stderr)
         return 1
