@@ -145,6 +145,7 @@ class NativeRNNEncoder(nn.Module):
                 self.register_buffer(f"w{i}", w, persistent=False)
                 self.register_buffer(f"r{i}", r, persistent=False)
                 self.register_buffer(f"b{i}", b, persistent=False)
+                layer.rnn = None  # the torch-ordered copies would be stored in the file as well, unused
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, state: list[Any] | None = None):
         T = x.size(1)
