@@ -9,7 +9,7 @@ if any, are quantized. Dynamic quantization runs on the CPU only.
 
 ``manifest_wer`` decodes a held-out manifest greedily with any model that maps ``(x, lengths)`` to
 ``(log_probs, out_lengths)`` (a CRNN, its int8 copy, an ``OnnxModel``), so fp32 and int8 are scored
-the same way; ``crnn export --quantize int8 --check`` and ``crnn decode --int8 --check`` use it.
+the same way; ``crnn export --quantize int8 --check`` and ``bench/cpu_deploy.py`` use it.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from crnn.cells.base import map_state
 from crnn.cells.torch_rnn import _TorchRNNLayer
 from crnn.model import CRNN
 
@@ -54,10 +55,13 @@ class QuantizedRNNLayer(nn.Module):
             y, state = self.rnn(x, state)
             return y, lengths, state
         packed = pack_padded_sequence(x, lengths_cpu.clamp(min=1), batch_first=True, enforce_sorted=False)
-        y, state = self.rnn(packed, state)
+        y, new = self.rnn(packed, state)
         y, _ = pad_packed_sequence(y, batch_first=True, total_length=total)
         mask = (torch.arange(total)[None, :] < lengths_cpu[:, None]).unsqueeze(-1)  # (B, T, 1): zero-length items
-        return y * mask, lengths, state
+        ran = (lengths_cpu > 0).view(1, -1, 1)  # an empty item keeps the state it came with
+        if state is None:
+            state = map_state(torch.zeros_like, new)
+        return y * mask, lengths, map_state(lambda a, b: torch.where(ran, a, b), new, state)
 
 
 def quantize_dynamic_int8(model: CRNN) -> CRNN:

@@ -57,6 +57,10 @@ def test_int8_layer_keeps_padding_and_state(one_thread):
         a, _, s = q.encoder(feats[1:, :half], n[1:] * 0 + half)
         b, _, _ = q.encoder(feats[1:, half:int(n[1])], n[1:] - half, s)
     assert not y[0, int(n[0]):].any()  # padded frames stay zero
+    s0 = torch.randn(1, 2, 16)
+    with torch.inference_mode():
+        _, _, s1 = q.encoder.layers[0](feats, torch.tensor([0, int(n[1])]), s0)
+    assert torch.equal(s1[:, 0], s0[:, 0])  # an empty item keeps the state it came with
     torch.testing.assert_close(torch.cat([a, b], 1)[0], y[1, :int(n[1])], atol=0.05, rtol=0)
 
 
@@ -72,13 +76,13 @@ def test_wer_loss_report_limits():
 def held_out(tmp_path_factory):
     """A tiny GRU model fitted to 8 short DTMF files, and a manifest of them: (model, manifest, wavs).
 
-    Conv channel 0 of the model is dead (BatchNorm scale and shift zero, so its ReLU outputs zeros and
-    gets no gradient): ``_spoil_int8`` uses it."""
+    Hidden unit 0 of the forward direction is dead (its update gate's bias is huge, so z = 1 exactly and
+    the unit stays at its zero start, with no gradient): ``_spoil_int8`` uses it."""
     torch.manual_seed(0)
     model = tiny_model("gru", num_layers=1)
+    H = model.cfg.hidden_size
     with torch.no_grad():
-        model.frontend.convs[-1][1].weight[0] = 0.0
-        model.frontend.convs[-1][1].bias[0] = 0.0
+        model.encoder.layers[0].rnn.bias_ih_l0[H] = 1e4  # gates r, z, n: row H is unit 0's update gate
     folder = tmp_path_factory.mktemp("heldout")
     rng = np.random.default_rng(3)
     waves, rows = [], []
@@ -94,7 +98,7 @@ def held_out(tmp_path_factory):
     y_lens = torch.tensor([len(r["text"]) for r in rows])
     with torch.random.fork_rng():
         torch.set_num_threads(1)
-        fit_batch(model, SimpleNamespace(x=x, x_lens=lengths, y=y, y_lens=y_lens), steps=120, lr=1e-2)
+        fit_batch(model, SimpleNamespace(x=x, x_lens=lengths, y=y, y_lens=y_lens), steps=200, lr=1e-2)
     return model, str(folder / "heldout.jsonl"), sorted(folder.glob("u*.wav"))
 
 
@@ -107,13 +111,12 @@ def test_manifest_wer_scores_fp32_and_int8_alike(held_out, one_thread):
 
 
 def _spoil_int8(model):
-    """A copy of ``model`` whose int8 copy loses accuracy and whose fp32 outputs are the same: the
-    recurrent input weights read from the dead conv channel (dim 0: features are channel-major) get a
-    huge value. fp32 multiplies it by zero; per-tensor int8 then rounds the layer's other input
-    weights to zero."""
+    """A copy of ``model`` whose int8 copy loses accuracy and whose fp32 outputs are the same: the head
+    weights that read the dead hidden unit get a huge value. fp32 multiplies it by zero; per-tensor
+    int8 then rounds every other head weight to zero."""
     bad = deepcopy(model)
     with torch.no_grad():
-        bad.encoder.layers[0].rnn.weight_ih_l0[:, 0] = 1e4
+        bad.head.weight[:, 0] = 1e4
     return bad
 
 
