@@ -11,8 +11,9 @@ Batch and length are dynamic. Recurrent layers that are exactly ONNX's GRU / LST
 (the ``gru``, ``lstm``, ``rnn``, ``gru_ref`` and ``lstm_ref`` cells) become those operators, padded
 batches included (``crnn.onnx_rnn``); other cells run their exportable path (a masked ``scan`` over
 time, see ``crnn.cells.base.exporting``). The log-mel is a Conv1d over a DFT basis. All equal the
-normal path within float32 rounding. A forward-only model also gets a streaming graph of its
-encoder and head, which takes and returns the recurrent state (see :func:`export_streaming_onnx`).
+normal path within float32 rounding. A forward-only model also gets a streaming graph: the whole
+model for log-mel audio models (raw samples in chunks, every state carried: ``crnn.streaming_graph``),
+else its encoder and head, which take and return the recurrent state (:func:`export_streaming_onnx`).
 
 The file carries what a runtime needs in its ``metadata_props`` (:func:`export_metadata`), so
 :class:`OnnxModel` (and ``crnn decode --checkpoint model.onnx``) needs no side file.
@@ -345,7 +346,7 @@ class OnnxModel:
         if missing or meta.get("producer") != "crnn":
             raise CheckpointError(f"{path}: not an ONNX file exported by crnn (metadata lacks {missing or 'producer'})")
         if meta.get("streaming"):
-            raise CheckpointError(f"{path}: this is a streaming graph (encoder and head only); decode with "
+            raise CheckpointError(f"{path}: this is a streaming graph (chunk by chunk, state in and out); decode with "
                                   "the offline .onnx file exported beside it")
         self.metadata: dict[str, str] = dict(meta)
         self.cfg = ModelConfig.from_dict(json.loads(meta["config"]))
