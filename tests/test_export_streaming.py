@@ -138,3 +138,21 @@ def test_readme_streaming_example_runs_without_torch(lstm_graph):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().splitlines()[-1] == offline
+
+
+def test_cli_writes_the_whole_model_graph_for_audio_and_encoder_head_otherwise(monkeypatch, tmp_path, capsys):
+    import crnn
+    import crnn.streaming_graph
+    from crnn.cli.export import write_streaming
+    from crnn.data.builtin.dtmf import dtmf_tokenizer
+
+    calls = []
+    monkeypatch.setattr(crnn.streaming_graph, "export_streaming_model_onnx", lambda m, p: calls.append("whole") or p)
+    encoder_head = lambda m, p: calls.append("encoder-head") or p  # noqa: E731
+    write_streaming(streaming_model("gru"), tmp_path / "a.onnx", encoder_head)
+    write_streaming(streaming_model("gru", normalize="utterance"), tmp_path / "u.onnx", encoder_head)
+    assert "not equal" in capsys.readouterr().err  # per-utterance statistics: said at export time
+    video = crnn.create_model("video_tiny", vocab_size=17, hidden_size=8, num_layers=1, bidirectional=False)
+    video.tokenizer = dtmf_tokenizer()
+    write_streaming(video, tmp_path / "v.onnx", encoder_head)
+    assert calls == ["whole", "whole", "encoder-head"]
