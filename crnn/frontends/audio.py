@@ -81,14 +81,15 @@ class AudioFrontend(nn.Module):
         self.register_buffer("dft_basis", self._dft_basis().to(self.global_mean.device), persistent=False)
 
     def _dft_basis(self) -> torch.Tensor:
-        """(2 * n_freq, 1, n_fft) windowed cos/sin rows: a Conv1d with them is the STFT (real, imaginary)."""
+        """(2 * n_freq, 1, win) windowed cos/sin rows over the window's own samples (the n_fft frame's
+        zero-padded edges are left out: they cost a fifth of the products and add nothing): a Conv1d
+        with them, started ``(n_fft - win) // 2`` samples in, is the STFT (real, imaginary)."""
         window = self.mel.spectrogram.window.double()  # (win,) centred in n_fft, as torch.stft does
         left = (self.n_fft - window.numel()) // 2
-        window = nn.functional.pad(window, (left, self.n_fft - window.numel() - left))
-        n = torch.arange(self.n_fft, dtype=torch.float64)
+        n = torch.arange(left, left + window.numel(), dtype=torch.float64)
         k = torch.arange(self.n_fft // 2 + 1, dtype=torch.float64)[:, None]
-        angle = 2 * torch.pi * ((k * n) % self.n_fft) / self.n_fft  # (n_freq, n_fft); modulo keeps it exact
-        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 * n_freq, n_fft)
+        angle = 2 * torch.pi * ((k * n) % self.n_fft) / self.n_fft  # (n_freq, win); modulo keeps it exact
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 * n_freq, win)
         return basis.float().unsqueeze(1)
 
     def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,11 @@ class AudioFrontend(nn.Module):
             return self.mel(waveform)
         basis = getattr(self, "dft_basis", None)
         basis = self._dft_basis().to(waveform) if basis is None else basis
-        frames = nn.functional.conv1d(waveform.unsqueeze(1), basis, stride=self.hop)  # (B, 2F, T)
+        left = (self.n_fft - basis.size(-1)) // 2  # the frame's first windowed sample
+        right = self.n_fft - basis.size(-1) - left
+        # Cropping both ends (a negative pad, no data-dependent slice) leaves exactly the n_fft frames.
+        frames = nn.functional.conv1d(nn.functional.pad(waveform, (-left, -right)).unsqueeze(1), basis,
+                                      stride=self.hop)  # (B, 2F, T)
         real, imag = frames.chunk(2, dim=1)
         power = real * real + imag * imag  # (B, n_freq, T)
         return torch.matmul(power.transpose(1, 2), self.mel.mel_scale.fb).transpose(1, 2)  # (B, n_mels, T)
