@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 BLANK = "<blank>"
 TEXT_NORMS = ("english", "basic", "none")
-UNITS = ("char", "bpe", "unigram")  # bpe / unigram: a SentencePiece model of that type
+UNITS = ("char", "word", "bpe", "unigram")  # word: whole words; bpe / unigram: a SentencePiece model of that type
 ENGLISH_KEEP = "a-z' "  # regex character class of the characters the english policy keeps
 WORD_START = "\u2581"  # SentencePiece's word-boundary mark "▁" at the start of a word's first piece
 _APOSTROPHES = "'\u2019\u02bc"
@@ -59,7 +59,9 @@ class Tokenizer:
     Args:
         symbols: the vocabulary without the blank, in id order (id = index + 1).
         kind: ``"char"`` (a transcript is a string of characters, word separator ``" "``) or
-            ``"label"`` (a transcript is a list of labels, or a string of space-separated labels).
+            ``"label"`` (a transcript is a list of labels, or a string of space-separated labels). A
+            label tokenizer with a ``text_norm`` is a word tokenizer: text is normalised, then split
+            into words, each word one token (units ``"word"``: small closed vocabularies such as digits).
         lowercase: lower-case text before encoding (char tokenizers). (Default: False)
         keep: for ``char``: a regex character class of characters to keep after normalisation;
             others are dropped. None keeps everything. (Default: None)
@@ -111,7 +113,10 @@ class Tokenizer:
 
     @property
     def units(self) -> str:
-        """What a token is: ``"char"``, ``"label"``, or the SentencePiece model type (``"bpe"``, ``"unigram"``)."""
+        """What a token is: ``"char"``, ``"word"``, ``"label"``, or the SentencePiece model type (``"bpe"``,
+        ``"unigram"``)."""
+        if self.kind == "label" and self.text_norm is not None:
+            return "word"
         return self.kind
 
     # -- text <-> ids -------------------------------------------------------------------------
@@ -130,7 +135,9 @@ class Tokenizer:
     def split(self, transcript: str | Sequence[str]) -> list[str]:
         """Transcript -> list of symbols (characters or labels)."""
         if self.kind == "label":
-            return list(transcript.split()) if isinstance(transcript, str) else list(transcript)
+            if isinstance(transcript, str):
+                return (self.normalize(transcript) if self.text_norm is not None else transcript).split()
+            return list(transcript)
         if not isinstance(transcript, str):
             transcript = " ".join(transcript)
         return list(self.normalize(transcript))
@@ -347,7 +354,8 @@ def build_tokenizer(
         text_norm: one of TEXT_NORMS, or ``"auto"``: ``english`` when every transcript is plain
             English text (ASCII letters and punctuation), else ``none`` (DTMF keys, symbols, other
             scripts are taken as written). (Default: "auto")
-        units: ``"char"``, or a SentencePiece model type: ``"bpe"`` / ``"unigram"``. (Default: "char")
+        units: ``"char"``, ``"word"`` (each distinct normalised word one token), or a SentencePiece model
+            type: ``"bpe"`` / ``"unigram"``. (Default: "char")
         bpe_size: SentencePiece vocabulary size (an upper bound on small corpora). (Default: 256)
     """
     if kind == "label":
@@ -359,4 +367,6 @@ def build_tokenizer(
         text_norm = "english" if all(set(t) <= english for t in texts) else "none"
     if units == "char":
         return Tokenizer.build(texts, kind="char", text_norm=text_norm)
+    if units == "word":
+        return Tokenizer.build(texts, kind="label", text_norm=text_norm)
     return SubwordTokenizer.train(texts, bpe_size, model_type=units, text_norm=text_norm)

@@ -55,3 +55,39 @@ def test_bad_config_is_rejected():
         AudioFrontend(AudioFrontendConfig(time_subsample=3))
     with pytest.raises(TypeError, match="unknown audio frontend arguments"):
         AudioFrontend.from_args({"n_melz": 3})
+
+
+def _peak_band(fe: AudioFrontend, wave: torch.Tensor, warp: torch.Tensor | None) -> int:
+    return int(fe.log_mel(wave[None], warp)[0].mean(0).argmax())
+
+
+def test_vtlp_moves_a_tone_by_the_warp_factor_and_keeps_the_band_edges():
+    fe = AudioFrontend(AudioFrontendConfig(sample_rate=16000, n_mels=80, vtlp=0.2))
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 1000 * t)
+    mel_hz = fe.mel.mel_scale.fb.argmax(0) * 16000 / fe.n_fft  # (n_mels,) each band's peak frequency
+    assert _peak_band(fe, tone, torch.ones(1)) == _peak_band(fe, tone, None)
+    for alpha in (0.85, 1.15):
+        band = _peak_band(fe, tone, torch.tensor([alpha]))
+        assert float(mel_hz[band]) == pytest.approx(1000 * alpha, rel=0.05)
+    warped = fe.warp_frequencies(torch.tensor([0.8, 1.0, 1.2]))
+    assert torch.all(warped[:, 0] == 0) and torch.allclose(warped[:, -1], torch.full((3,), 8000.0))
+    assert torch.all(warped.diff(dim=1) > 0)  # monotonic: no band folds onto another
+    torch.testing.assert_close(fe.warped_filterbank(torch.ones(1))[0], fe.mel.mel_scale.fb)
+
+
+def test_vtlp_is_training_only_and_draws_a_factor_per_utterance():
+    fe = AudioFrontend(AudioFrontendConfig(sample_rate=8000, n_mels=24, vtlp=0.1))
+    t = torch.arange(8000) / 8000
+    x = torch.sin(2 * torch.pi * 700 * t).repeat(2, 1)  # the same tone twice
+    lens = torch.tensor([8000, 8000])
+    fe.eval()
+    a, _ = fe.features(x, lens)
+    b, _ = fe.features(x, lens)
+    assert torch.equal(a, b) and torch.equal(a[0], a[1])
+    fe.train()
+    torch.manual_seed(0)
+    c, _ = fe.features(x, lens)
+    assert not torch.allclose(c[0], c[1], atol=1e-3)  # two utterances, two warps
+    with pytest.raises(ValueError, match="vtlp"):
+        AudioFrontend(AudioFrontendConfig(vtlp=0.6))

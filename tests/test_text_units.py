@@ -218,3 +218,47 @@ def test_cli_bpe_model_trains_stores_its_units_and_decodes_with_lm_and_lexicon(t
         row = json.loads(line)
         assert set(row["hypothesis"].split()) <= allowed  # every decoded word is a lexicon word
         assert row["reference"] in SPOKEN
+
+
+def test_word_units_make_each_normalised_word_one_token_and_survive_a_checkpoint():
+    tok = build_tokenizer(["Three seven, nine.", "one TWO"], "char", "auto", "word")
+    assert tok.units == "word" and tok.text_norm == "english"
+    assert tok.symbols == ["nine", "one", "seven", "three", "two"]
+    ids = tok.encode("Nine, one!")
+    assert ids == [1, 2] and tok.decode(ids) == "nine one"
+    with pytest.raises(UnknownSymbolError, match="eight"):
+        tok.encode("eight")
+    again = Tokenizer.from_dict(tok.to_dict())
+    assert again.units == "word" and again.encode("three two") == tok.encode("three two")
+    # Label vocabularies (actions, glosses) stay labels: taken as written, no normalisation.
+    labels = build_tokenizer(["Wave_Left clap"], "label")
+    assert labels.units == "label" and labels.encode("Wave_Left") == [1]
+
+
+def test_word_units_refuse_a_lexicon_with_the_reason():
+    from crnn.decoding.constraints import Lexicon
+
+    tok = build_tokenizer(["one two"], "char", "english", "word")
+    with pytest.raises(ValueError, match="whole words"):
+        Lexicon(["one"], tok)
+
+
+def test_cli_word_model_trains_stores_its_units_and_decodes_only_vocabulary_words(tmp_path):
+    train = audiofolder(tmp_path / "train", utterances(8, seed=7, texts=SPOKEN), "csv")
+    out = tmp_path / "run"
+    r = run_cli("train", "--train-manifest", train, "--val-manifest", train, "--units", "word", "--out", out,
+                "--epochs", "1", "--model", "tiny", "--batch-size", "4", "--warmup-steps", "1", *TINY)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(run_cli("info", out / "best.pt").stdout)
+    assert info["tokenizer"]["units"] == "word"
+    assert set(info["vocabulary"]) == {w for s in SPOKEN for w in normalize_text(s, "english").split()}
+    r = run_cli("eval", train, "--checkpoint", out / "best.pt", "--out", tmp_path / "hyps.jsonl")
+    assert r.returncode == 0, r.stderr
+    for line in open(tmp_path / "hyps.jsonl"):
+        row = json.loads(line)
+        assert set(row["hypothesis"].split()) <= set(info["vocabulary"])
+        assert row["reference"] == normalize_text(row["reference"], "english")
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("cat\ndog\n")
+    r = run_cli("eval", train, "--checkpoint", out / "best.pt", "--beam", "2", "--lexicon", lexicon)
+    assert r.returncode == 1 and "whole words" in r.stderr and "Traceback" not in r.stderr

@@ -183,3 +183,16 @@ def test_a_non_finite_step_is_skipped_counted_and_never_reaches_the_weights(tmp_
 def test_init_from_and_resume_are_exclusive(tmp_path):
     r = run_cli("train", "--out", tmp_path / "run", "--resume", "auto", "--init-from", tmp_path / "a.pt")
     assert r.returncode == 2 and "not allowed with argument" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_speed_factors_and_vtlp_flags_reach_the_config():
+    from crnn.cli.train import config_from_args, get_args_parser as build_parser
+
+    args = build_parser().parse_args(["--speed-factors", "0.8,1.0,1.2", "--vtlp", "0.1", "--out", "x"])
+    cfg = config_from_args(args)
+    assert cfg.augment["speed_perturb"] and cfg.augment["speed_factors"] == (0.8, 1.0, 1.2)
+    assert cfg.model_args["vtlp"] == 0.1
+    for bad in (["--speed-factors", "0.8,fast"], ["--speed-factors", "3"], ["--vtlp", "0.7"]):
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args([*bad, "--out", "x"])
+        assert e.value.code == 2

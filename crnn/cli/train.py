@@ -33,7 +33,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                    help="transcript policy: english (a-z ' space), basic (any script, punctuation removed), "
                         "none (as written); auto: english for plain English text, else none")
     d.add_argument("--units", default="char", choices=list(UNITS),
-                   help="output units: characters, or a SentencePiece bpe/unigram model trained on the transcripts")
+                   help="output units: characters, whole words (a closed vocabulary, e.g. digits), or a SentencePiece "
+                        "bpe/unigram model trained on the transcripts")
     d.add_argument("--bpe-size", type=positive_int, default=256, help="SentencePiece vocabulary size (default: %(default)s)")
     d.add_argument("--modality", default="auto", choices=["auto", "audio", "video", "features", "image"])
     d.add_argument("--train-size", type=positive_int, default=4000, help="built-in data: items per epoch")
@@ -67,7 +68,12 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                    help="keep the last N epochs' weights (epochs/) and write their validated average as averaged.pt")
     a = p.add_argument_group("augmentation (training only)")
     a.add_argument("--spec-augment", action="store_true", help="SpecAugment time/frequency masks")
-    a.add_argument("--speed-perturb", action="store_true", help="random speed 0.9/1.0/1.1")
+    a.add_argument("--speed-perturb", action="store_true", help="random speed 0.9/1.0/1.1 (see --speed-factors)")
+    a.add_argument("--speed-factors", type=speed_factor_list, metavar="F,F,...",
+                   help="speed perturbation drawing from these speeds (default 0.9,1.0,1.1; e.g. 0.8,0.9,1.0,1.1,1.2)")
+    a.add_argument("--vtlp", type=vtlp_range, metavar="X", default=0.0,
+                   help="vocal tract length perturbation: warp each utterance's frequency axis by a factor in "
+                        "[1-X, 1+X] (e.g. 0.1; audio frontend, training only)")
     a.add_argument("--noise-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="additive noise SNR range (dB)")
     a.add_argument("--noise-dir", help="folder of noise recordings (else coloured noise is generated)")
     a.add_argument("--gain", type=float, nargs=2, metavar=("MIN_DB", "MAX_DB"), help="random gain range")
@@ -101,6 +107,25 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     return p
 
 
+def speed_factor_list(text: str) -> tuple[float, ...]:
+    """``"0.8,0.9,1.0"`` -> (0.8, 0.9, 1.0): speeds in [0.5, 2]."""
+    try:
+        factors = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speed factors must be numbers separated by commas, got {text!r}") from None
+    if not factors or not all(0.5 <= f <= 2.0 for f in factors):
+        raise argparse.ArgumentTypeError(f"speed factors must lie in [0.5, 2], got {text!r}")
+    return factors
+
+
+def vtlp_range(text: str) -> float:
+    """The VTLP warp range X of ``--vtlp X``: a number in [0, 0.5)."""
+    value = finite_float(text)
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.5), got {text}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace):
     from crnn.training import TrainConfig
 
@@ -115,9 +140,14 @@ def config_from_args(args: argparse.Namespace):
         model_args["layer_norm"] = True
     if args.spec_augment:
         model_args["spec_augment"] = True
+    if args.vtlp:
+        model_args["vtlp"] = args.vtlp
     augment = {}
     if args.speed_perturb:
         augment["speed_perturb"] = True
+    if args.speed_factors:  # implies --speed-perturb
+        augment["speed_perturb"] = True
+        augment["speed_factors"] = args.speed_factors
     if args.noise_snr:
         augment["noise_snr"] = tuple(args.noise_snr)
     if args.noise_dir:

@@ -72,6 +72,9 @@ class Lexicon:
     """
 
     def __init__(self, words: Sequence[str], tokenizer: Tokenizer, source: str = "lexicon"):
+        if tokenizer.units == "word":
+            raise ValueError(f"{source}: the model's units are whole words, so every output is already a word of "
+                             "its vocabulary; a lexicon adds nothing (use an LM or a grammar to weigh or restrict them)")
         if tokenizer.kind == "label":
             raise ValueError(f"{source}: a lexicon needs a character or subword vocabulary; use a grammar for labels")
         sep, starts = tokenizer.word_separator, tokenizer.word_starts
@@ -193,7 +196,7 @@ class Hotwords:
             if Path(spec).is_file():
                 return cls(read_word_list(spec), tokenizer, weight, source=spec)
             spec = [p.strip() for p in spec.split(",")]
-        phrases = [tokenizer.normalize(p) if tokenizer.kind != "label" else p for p in spec if p.strip()]
+        phrases = [tokenizer.normalize(p) if tokenizer.units != "label" else p for p in spec if p.strip()]
         return cls(phrases, tokenizer, weight)
 
 

@@ -26,11 +26,14 @@ class AudioFrontendConfig:
     freq_mask_width: int = 10     # ... of at most this many bands
     time_masks: int = 2           # SpecAugment: number of time masks ...
     time_mask_width: int = 20     # ... of at most this many frames
+    vtlp: float = 0.0             # vocal tract length perturbation (training mode only): each utterance's
+                                  # frequency axis warped by a factor drawn in [1 - vtlp, 1 + vtlp]; 0 = off
+    vtlp_boundary_hz: float = 4800.0  # VTLP warps linearly up to about here, then bends to keep Nyquist fixed
 
 
 @register_frontend("audio", modality="audio")
 class AudioFrontend(nn.Module):
-    """Waveform -> log-mel -> normalise -> [SpecAugment] -> 2 x (Conv2d, BN, ReLU) -> (B, T', D).
+    """Waveform -> [VTLP] log-mel -> normalise -> [SpecAugment] -> 2 x (Conv2d, BN, ReLU) -> (B, T', D).
 
     Features are computed without centring (``center=False``), so a frame never reads samples past
     an utterance's end and padding a batch never changes valid outputs.
@@ -43,6 +46,8 @@ class AudioFrontend(nn.Module):
         super().__init__()
         if cfg.time_subsample not in (1, 2, 4):
             raise ValueError(f"time_subsample must be 1, 2 or 4, got {cfg.time_subsample}")
+        if not 0.0 <= cfg.vtlp < 0.5:
+            raise ValueError(f"vtlp must be in [0, 0.5), got {cfg.vtlp}")
         if cfg.normalize not in ("utterance", "global", "none"):
             raise ValueError(f"normalize must be 'utterance', 'global' or 'none', got {cfg.normalize!r}")
         self.cfg = cfg
@@ -92,12 +97,44 @@ class AudioFrontend(nn.Module):
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 * n_freq, win)
         return basis.float().unsqueeze(1)
 
-    def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Waveform (B, S) -> mel power (B, n_mels, T) (``center=False``).
+    def warp_frequencies(self, alpha: torch.Tensor) -> torch.Tensor:
+        """VTLP's piecewise-linear frequency warp (Jaitly & Hinton, 2013) of the STFT bins' frequencies.
+
+        Frequencies below ``boundary * min(alpha, 1) / alpha`` are scaled by ``alpha``; above it the line
+        bends so that the Nyquist frequency maps onto itself (no band is lost or invented).
+
+        Args:
+            alpha: (B,) warp factors, around 1.
+
+        Returns:
+            (B, n_freq) warped frequency of each bin, in Hz, within [0, sample_rate / 2].
+        """
+        nyquist = self.cfg.sample_rate / 2
+        f = torch.linspace(0, nyquist, self.n_fft // 2 + 1, device=alpha.device)[None]  # (1, F)
+        a = alpha.float()[:, None]  # (B, 1)
+        knee = min(self.cfg.vtlp_boundary_hz, 0.9 * nyquist) * torch.clamp(a, max=1.0) / a  # (B, 1)
+        high = nyquist - (nyquist - a * knee) / (nyquist - knee) * (nyquist - f)
+        return torch.where(f <= knee, f * a, high).clamp(0, nyquist)
+
+    def warped_filterbank(self, alpha: torch.Tensor) -> torch.Tensor:
+        """(B,) warp factors -> (B, n_freq, n_mels) mel filterbanks read at the warped frequencies, so an
+        STFT bin at ``f`` counts as energy at ``warp(f)`` (a shorter or longer vocal tract)."""
+        fb = self.mel.mel_scale.fb  # (F, M)
+        pos = self.warp_frequencies(alpha) / (self.cfg.sample_rate / self.n_fft)  # (B, F) fractional bins
+        lo = pos.floor().long().clamp(max=fb.size(0) - 1)
+        hi = (lo + 1).clamp(max=fb.size(0) - 1)
+        frac = (pos - lo).unsqueeze(-1)  # (B, F, 1)
+        return fb[lo] * (1 - frac) + fb[hi] * frac
+
+    def mel_power(self, waveform: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        """Waveform (B, S) -> mel power (B, n_mels, T) (``center=False``); ``warp`` (B,): VTLP factors.
 
         Exported graphs take the same frames through a Conv1d over a DFT basis (STFT does not export to
         ONNX); the two agree to float32 rounding.
         """
+        if warp is not None:
+            power = self.mel.spectrogram(waveform)  # (B, F, T)
+            return torch.einsum("bft,bfm->bmt", power, self.warped_filterbank(warp))
         if not exporting():
             return self.mel(waveform)
         basis = getattr(self, "dft_basis", None)
@@ -142,16 +179,17 @@ class AudioFrontend(nn.Module):
         """Shortest input (samples) that yields one output frame."""
         return self.n_fft
 
-    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+    def log_mel(self, waveform: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
         """Waveform (B, S) -> raw log-mel (B, T, n_mels), fp32, un-normalised; frames are exact
-        (``center=False``), so a stream may compute them piece by piece as samples arrive."""
+        (``center=False``), so a stream may compute them piece by piece as samples arrive. ``warp`` (B,):
+        VTLP factors (training only)."""
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             if exporting():  # the same padding, with a symbolic length
                 pad = waveform.new_zeros(waveform.size(0), torch.sym_max(0, self.n_fft - waveform.size(1)))
                 waveform = torch.cat([waveform, pad], dim=1)
             elif waveform.size(1) < self.n_fft:  # too short for one frame: pad so shapes stay defined
                 waveform = nn.functional.pad(waveform, (0, self.n_fft - waveform.size(1)))
-            spec = self.mel_power(waveform.float())  # (B, n_mels, T)
+            spec = self.mel_power(waveform.float(), warp)  # (B, n_mels, T)
             return torch.log(spec + 1e-6).transpose(1, 2)  # (B, T, n_mels)
 
     def normalize(self, feats: torch.Tensor, mean: torch.Tensor | None, var: torch.Tensor | None) -> torch.Tensor:
@@ -165,7 +203,10 @@ class AudioFrontend(nn.Module):
 
     def features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveform (B, S) -> normalised log-mel (B, T, n_mels), frame lengths (B,). Always fp32."""
-        feats = self.log_mel(waveform)  # (B, T, n_mels)
+        warp = None
+        if self.training and self.cfg.vtlp > 0:
+            warp = 1 + self.cfg.vtlp * (2 * torch.rand(waveform.size(0), device=waveform.device) - 1)
+        feats = self.log_mel(waveform, warp)  # (B, T, n_mels)
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             n = self.feature_lengths(lengths)
             mask = length_mask(n, feats.size(1)).unsqueeze(-1)  # (B, T, 1)

@@ -80,7 +80,7 @@ class AudioDataset(Dataset):
                 signal = self.augment(signal)
             except AudioReadError as e:  # a bad noise file: named, and this draw skipped
                 return BadSample(path, f"augmentation: {e}")
-        text = self.tokenizer.normalize(row["text"]) if self.tokenizer.kind != "label" else row["text"]
+        text = self.tokenizer.normalize(row["text"]) if self.tokenizer.units != "label" else row["text"]
         return {"signal": signal, "tokens": torch.tensor(tokens, dtype=torch.long), "text": text, "path": path}
 
     def random_signal(self, generator: torch.Generator | None = None, tries: int = 3) -> torch.Tensor | None:
