@@ -53,6 +53,9 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=positive_int, default=10)
     o.add_argument("--max-minutes", type=positive_float, help="stop after this much training time (after validating)")
+    o.add_argument("--time-schedule", action="store_true",
+                   help="with --max-minutes: the learning rate decays over the time budget or --epochs, whichever "
+                        "ends first, so a run the clock stops ends annealed rather than at its peak rate")
     o.add_argument("--batch-size", type=positive_int, default=32)
     o.add_argument("--max-frames", type=positive_int, help="length-bucketed batches of at most this many input units")
     o.add_argument("--lr", type=positive_float, default=3e-3)
@@ -166,7 +169,8 @@ def config_from_args(args: argparse.Namespace):
         train_manifest=args.train_manifest[0] if args.train_manifest and len(args.train_manifest) == 1 else args.train_manifest,
         manifest_format=args.manifest_format, text_norm=args.text_norm, units=args.units, bpe_size=args.bpe_size,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,
-        val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes, batch_size=args.batch_size,
+        val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes,
+        time_schedule=args.time_schedule, batch_size=args.batch_size,
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),

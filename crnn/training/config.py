@@ -22,6 +22,7 @@ class TrainConfig:
     val_size: int = 200                  # built-in task: fixed validation utterances
     epochs: int = 10                     # passes over the training data
     max_minutes: float | None = None     # stop (after validation) once this much training time is spent
+    time_schedule: bool = False          # anneal the learning rate over max_minutes too (whichever ends first)
     batch_size: int = 32                 # items per batch (or the upper bound with max_frames)
     max_frames: int | None = None        # bucketed batching: max padded input units per batch
     lr: float = 3e-3                     # peak learning rate (AdamW)

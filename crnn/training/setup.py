@@ -122,16 +122,29 @@ def best_so_far(state: dict, out: Path) -> dict[str, Any]:
     return best
 
 
-def lr_lambda(warmup: int, total: int, min_ratio: float):
+class WarmupCosine:
+    """The learning-rate factor: linear warm-up to 1, then cosine decay to ``min_ratio``.
+
+    Progress through the decay is the share of ``total`` steps taken or, when the trainer reports
+    ``time_progress`` (a run scheduled over its time budget), the share of the budget spent, whichever
+    is further: a run the clock stops ends annealed instead of at its peak rate. A callable object, so
+    ``LambdaLR.state_dict`` saves ``time_progress`` with the schedule and a resumed run continues it.
+    """
+
+    def __init__(self, warmup: int, total: int, min_ratio: float):
+        self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
+        self.time_progress = 0.0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = min(1.0, max((step - self.warmup) / max(1, self.total - self.warmup), self.time_progress))
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def lr_lambda(warmup: int, total: int, min_ratio: float) -> WarmupCosine:
     """Linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total`` steps."""
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return f
+    return WarmupCosine(warmup, total, min_ratio)
 
 
 def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:

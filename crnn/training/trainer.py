@@ -120,8 +120,8 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
     # -- optimisation -------------------------------------------------------------------------------
     steps_per_epoch = max(1, len(train_loader))
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(cfg.warmup_steps, cfg.epochs * steps_per_epoch, cfg.min_lr_ratio))
+    schedule = lr_lambda(cfg.warmup_steps, cfg.epochs * steps_per_epoch, cfg.min_lr_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     amp_dtype = amp_dtype_for(cfg.precision, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     start_epoch, step = int(state.get("epoch", 0)), int(state.get("step", 0))
@@ -171,9 +171,13 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
             if i % cfg.log_every == 0:
                 if main and cfg.progress:
                     bar.set_postfix(loss=f"{ep.mean_loss():.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
-                if cfg.max_minutes and time_up(t_start, elapsed_before, cfg.max_minutes, device):
-                    stop = True
-                    break
+                if cfg.max_minutes:
+                    spent = budget_spent(t_start, elapsed_before, cfg.max_minutes, device)
+                    if cfg.time_schedule:
+                        schedule.time_progress = min(1.0, spent)
+                    if spent > 1:
+                        stop = True
+                        break
         ep.check_usable(epoch, cfg, device)
         stats = validate(ddp_model, val_loader, device, amp_dtype, cfg.val_manifest or f"{cfg.task} validation")
         seconds = elapsed_before + time.time() - t_start
@@ -259,6 +263,14 @@ def average_epochs(out: Path, model: CRNN, ddp_model, val_loader, device, amp_dt
     write_checkpoint(out / "averaged.pt", averaged)
     score = f": validation CER {100 * stats.cer:.2f} %, WER {100 * stats.wer:.2f} %" if stats is not None else ""
     print(f"averaged epochs {files[0].stem[6:]}-{files[-1].stem[6:]} -> {out / 'averaged.pt'}{score}", file=sys.stderr)
+
+
+def budget_spent(t_start: float, before: float, max_minutes: float, device: torch.device) -> float:
+    """Share of the time budget spent, the same on every rank (their mean), so every rank takes the same
+    stop decision and the same learning rate."""
+    share = (before + time.time() - t_start) / (60 * max_minutes)
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    return dist_utils.all_reduce_sum([share], device)[0] / world
 
 
 def time_up(t_start: float, before: float, max_minutes: float, device: torch.device) -> bool:
