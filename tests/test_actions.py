@@ -289,3 +289,26 @@ def test_synth_writes_the_held_out_look_and_eval_reads_it(tmp_path):
 
     bad = run_cli("synth", "actions", "--out", tmp_path / "b", "--n", "2", "--split", "test_look", "--look", "basic")
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and "test_look" in bad.stderr
+
+
+@pytest.mark.parametrize("task", ["actions", "actions_basic"])
+def test_builtin_clips_come_at_the_models_frame_size(task):
+    """A model reading 32x48 frames gets built-in clips of that size, as a reader resizes files to it;
+    the varied look is resized once from its rendered size, so it equals rendering at the model's size."""
+    from crnn.data.build import build_builtin
+    from crnn.data.video.reader import resize_frames
+
+    bundle = build_builtin(task, 3, 2, 0, None, reader_args={"height": 32, "width": 48})
+    for ds in (bundle.train, bundle.val):
+        for i in range(2):
+            item = ds[i]
+            assert item["signal"].dtype == torch.uint8 and item["signal"].shape[1:] == (3, 32, 48)
+            assert len(item["frame_labels"]) == len(item["signal"])
+    look = ActionsConfig(look="basic" if task == "actions_basic" else "varied")
+    full = ActionsDataset(2, seed=10_007, train=False, config=look)[1]["signal"]  # the task's own 64x64
+    square = ActionsDataset(2, seed=10_007, train=False, config=look, frame_size=(32, 32))[1]["signal"]
+    assert full.shape[-2:] == (64, 64) and square.shape[-2:] == (32, 32)
+    if task == "actions_basic":  # drawn at 64x64, then resized like a file
+        assert torch.equal(square, resize_frames(full, (32, 32)))
+    else:  # one resize from the rendered size: close to resizing the 64x64 clip, not identical
+        assert (square.float() - resize_frames(full, (32, 32)).float()).abs().mean() < 4.0

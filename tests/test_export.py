@@ -86,16 +86,38 @@ def test_export_path_equals_normal_path(cell, bidirectional, one_thread):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_dft_log_mel_equals_stft_log_mel():
+@pytest.mark.parametrize("prepared", [False, True])
+def test_dft_log_mel_equals_stft_log_mel(prepared):
     model = tiny_model()
     x, lengths = mixed_batch([0.5, 2.0, 0.02])  # the last is shorter than one window: padded, 0 frames
     fe = model.frontend
+    if prepared:  # what export does: the folded DFT (8 kHz: a 200-sample Hann window in 256-sample frames)
+        fe.prepare_export()
+        assert hasattr(fe, "fold_cos")
     with torch.no_grad():
         ref, n = fe.features(x, lengths)
         with export_mode():
             got, n2 = fe.features(x, lengths)
     assert torch.equal(n, n2) and got.shape == ref.shape
     torch.testing.assert_close(got, ref, atol=2e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("sample_rate, folded", [(16000, True), (11025, True), (22050, False)])
+def test_exported_mel_power_matches_torchaudio(sample_rate, folded):
+    """The folded DFT needs w[n] == w[N - n]: a 551-sample window in 1024-sample frames is off by one
+    sample, so 22.05 kHz keeps the plain DFT Conv1d; either way the power equals torchaudio's."""
+    from crnn.frontends.audio import AudioFrontend, AudioFrontendConfig
+
+    fe = AudioFrontend(AudioFrontendConfig(sample_rate=sample_rate, n_mels=40)).eval()
+    fe.prepare_export()
+    assert hasattr(fe, "fold_cos") is folded and hasattr(fe, "dft_basis") is not folded
+    x = torch.randn(2, sample_rate + 123, generator=torch.Generator().manual_seed(0)) * 0.3
+    with torch.no_grad():
+        ref = fe.mel(x)
+        with export_mode():
+            got = fe.mel_power(x)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=1e-3, rtol=1e-4)
 
 
 # -- ONNX, run by onnxruntime ---------------------------------------------------------------------

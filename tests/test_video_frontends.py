@@ -19,6 +19,7 @@ CASES = [
     ("video3d", {"backbone": "r2plus1d_18"}, (3, 16, 16)),
     ("features", {"input_dim": 6, "temporal_pools": 2, "temporal_channels": 8}, (6,)),
     ("features", {"input_dim": 6}, (6,)),
+    ("video_motion", {"cnn_stem": "stride4"}, (3, 32, 32)),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in a.items()) or 'default'}" for n, a, _ in CASES]
 
@@ -86,7 +87,7 @@ def test_lengths_sweep_and_padding(name, args, shape, device):
     assert fe.frame_shift == pytest.approx(fe.time_stride / fe.cfg.fps)
 
 
-GRAD = [0, 3, 4, 6, 10]  # video, video_motion (early, late), video3d, features
+GRAD = [0, 3, 4, 6, 10, 12]  # video, video_motion (early, late), video3d, features, video_motion (stride-4 stem)
 
 
 @pytest.mark.parametrize("name,args,shape", [CASES[i] for i in GRAD], ids=[IDS[i] for i in GRAD])
@@ -133,6 +134,8 @@ def test_bad_arguments_are_named():
         build_frontend("video_motion", {"streams": "optical_flow"})
     with pytest.raises(ValueError, match="fusion"):
         build_frontend("video_motion", {"fusion": "middle"})
+    with pytest.raises(ValueError, match="cnn_stem"):
+        build_frontend("video", {"cnn_stem": "stride8"})
     fe = build_frontend("video", {})
     with pytest.raises(ValueError, match=r"\(B, T, C, H, W\)"):
         fe(torch.zeros(2, 3, 32, 32), torch.tensor([3, 3]))

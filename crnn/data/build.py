@@ -126,9 +126,11 @@ def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_r
         from crnn.data.builtin.actions import ActionsConfig, ActionsDataset, actions_tokenizer
 
         look = ActionsConfig(look="basic" if task == "actions_basic" else "varied")
+        # the clips come at the model's frame size, as a reader resizes files to it
+        frame_size = (int((reader_args or {}).get("height", look.size)), int((reader_args or {}).get("width", look.size)))
         train = ActionsDataset(train_size, seed=seed * 7 + 1, train=True, config=look,
-                               clip_augment=clip_augment, augment_pixels=augment_pixels)
-        val = ActionsDataset(val_size, seed=10_007, train=False, config=look)
+                               clip_augment=clip_augment, augment_pixels=augment_pixels, frame_size=frame_size)
+        val = ActionsDataset(val_size, seed=10_007, train=False, config=look, frame_size=frame_size)
         return DataBundle(train, val, actions_tokenizer())
     raise ValueError(f"unknown built-in task {task!r} (choose {', '.join(BUILTIN_TASKS)}, or give --train-manifest)")
 

@@ -82,8 +82,23 @@ class AudioFrontend(nn.Module):
         self.output_size = c * f
 
     def prepare_export(self) -> None:
-        """Hold the DFT basis of the exported log-mel as a buffer, so a graph gets it as a constant."""
-        self.register_buffer("dft_basis", self._dft_basis().to(self.global_mean.device), persistent=False)
+        """Hold the exported log-mel's constants as buffers, so a graph gets them as constants."""
+        device = self.global_mean.device
+        folded = self._folded_dft()
+        if folded is None:
+            self.register_buffer("dft_basis", self._dft_basis().to(device), persistent=False)
+            return
+        self.register_buffer("fold_cos", folded["cos"].to(device), persistent=False)
+        self.register_buffer("fold_sin", folded["sin"].to(device), persistent=False)
+        # Python ints: a graph slices by constants
+        self.fold_pairs = (int(folded["lo"][0]), int(folded["lo"][-1]))
+        self.fold_self = [int(n) for n in folded["self"]]
+
+    def _padded_window(self) -> torch.Tensor:
+        """(n_fft,) float64: the analysis window centred in the n_fft frame, as torch.stft pads it."""
+        window = self.mel.spectrogram.window.double()
+        left = (self.n_fft - window.numel()) // 2
+        return nn.functional.pad(window, (left, self.n_fft - window.numel() - left))
 
     def _dft_basis(self) -> torch.Tensor:
         """(2 * n_freq, 1, win) windowed cos/sin rows over the window's own samples (the n_fft frame's
@@ -96,6 +111,34 @@ class AudioFrontend(nn.Module):
         angle = 2 * torch.pi * ((k * n) % self.n_fft) / self.n_fft  # (n_freq, win); modulo keeps it exact
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 * n_freq, win)
         return basis.float().unsqueeze(1)
+
+    def _folded_dft(self) -> dict[str, torch.Tensor] | None:
+        """The STFT with half the products, or None when the padded window is not symmetric.
+
+        With ``w[n] == w[N - n]`` (a periodic Hann window centred in an N-point frame with N - win even),
+        ``cos(2 pi k n / N)`` is the same at n and N - n and ``sin`` changes sign, so
+        ``Re X[k] = sum_n w[n] cos(.) (x[n] + x[N - n])`` and ``Im X[k] = -sum_n w[n] sin(.) (x[n] - x[N - n])``
+        over half the frame (n = 0 and N / 2 are their own mirrors, with ``sin = 0``).
+
+        Returns:
+            ``lo``/``hi`` (J,) frame offsets n and N - n of the pairs, ``self`` (S,) the unpaired offsets,
+            ``cos`` (J + S, n_freq) and ``sin`` (J, n_freq) windowed bases.
+        """
+        N = self.n_fft
+        w = self._padded_window()
+        if not torch.allclose(w[1:], w[1:].flip(0), rtol=0.0, atol=1e-6):  # w[n] == w[N - n], to float32 rounding
+            return None
+        nonzero = [n for n in range(1, N // 2) if w[n] != 0]
+        lo = torch.arange(nonzero[0], N // 2)  # a window is zero only at its ends: one run of offsets
+        own = torch.tensor([n for n in (0, N // 2) if w[n] != 0], dtype=torch.long)
+        k = torch.arange(N // 2 + 1, dtype=torch.float64)[None]  # (1, F)
+
+        def angle(n: torch.Tensor) -> torch.Tensor:  # (len(n), F); the modulo keeps it exact
+            return 2 * torch.pi * ((n.double()[:, None] * k) % N) / N
+
+        cos = torch.cat([torch.cos(angle(lo)) * w[lo, None], torch.cos(angle(own)) * w[own, None]])
+        sin = -torch.sin(angle(lo)) * w[lo, None]
+        return {"lo": lo, "hi": N - lo, "self": own, "cos": cos.float(), "sin": sin.float()}
 
     def warp_frequencies(self, alpha: torch.Tensor) -> torch.Tensor:
         """VTLP's piecewise-linear frequency warp (Jaitly & Hinton, 2013) of the STFT bins' frequencies.
@@ -129,14 +172,17 @@ class AudioFrontend(nn.Module):
     def mel_power(self, waveform: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
         """Waveform (B, S) -> mel power (B, n_mels, T) (``center=False``); ``warp`` (B,): VTLP factors.
 
-        Exported graphs take the same frames through a Conv1d over a DFT basis (STFT does not export to
-        ONNX); the two agree to float32 rounding.
+        Exported graphs compute the same frames as matrix products: folded over the window's mirror
+        symmetry (:meth:`_folded_dft`, half the products), else a Conv1d over a DFT basis. ONNX's own STFT
+        operator runs 5x slower than either in ONNX Runtime 1.32 on a CPU; all agree to float32 rounding.
         """
         if warp is not None:
             power = self.mel.spectrogram(waveform)  # (B, F, T)
             return torch.einsum("bft,bfm->bmt", power, self.warped_filterbank(warp))
         if not exporting():
             return self.mel(waveform)
+        if hasattr(self, "fold_cos"):
+            return self._folded_mel_power(waveform)
         basis = getattr(self, "dft_basis", None)
         basis = self._dft_basis().to(waveform) if basis is None else basis
         left = (self.n_fft - basis.size(-1)) // 2  # the frame's first windowed sample
@@ -147,6 +193,24 @@ class AudioFrontend(nn.Module):
         real, imag = frames.chunk(2, dim=1)
         power = real * real + imag * imag  # (B, n_freq, T)
         return torch.matmul(power.transpose(1, 2), self.mel.mel_scale.fb).transpose(1, 2)  # (B, n_mels, T)
+
+    def _folded_mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, S), S >= n_fft -> mel power (B, n_mels, T): the exported STFT as two matrix
+        products over mirrored sample pairs (:meth:`_folded_dft`), half the products of a DFT Conv1d."""
+        first, last = self.fold_pairs  # pairs: offsets n in [first, last] and N - n
+        T = (waveform.size(1) - self.n_fft) // self.hop + 1
+        starts = (torch.arange(T, device=waveform.device) * self.hop).unsqueeze(1)  # (T, 1)
+        n = torch.arange(first, last + 1, device=waveform.device)
+        # Two gathers of each frame's samples n and N - n, (B, T, J) each: exported as GatherND reading
+        # B samples at a time; a copy of every frame or a flip of its second half costs more.
+        lo, hi = waveform[:, starts + n], waveform[:, starts + (self.n_fft - n)]
+        even = lo + hi
+        if self.fold_self:
+            own = torch.tensor(self.fold_self, device=waveform.device)
+            even = torch.cat([even, waveform[:, starts + own]], dim=2)  # (B, T, J + S)
+        real, imag = torch.matmul(even, self.fold_cos), torch.matmul(lo - hi, self.fold_sin)  # (B, T, F)
+        power = real * real + imag * imag
+        return torch.matmul(power, self.mel.mel_scale.fb).transpose(1, 2)  # (B, n_mels, T)
 
     @classmethod
     def from_args(cls, args: dict) -> "AudioFrontend":

@@ -148,6 +148,8 @@ class VideoFrontendConfig:
     cnn_channels: list = field(default_factory=lambda: [16, 32, 64, 64])  # "small": channels per stage
     cnn_grid: int = 4                  # "small": spatial grid kept per frame (1 = global average)
     cnn_dim: int = 128                 # "small": per-frame feature size
+    cnn_stem: str = "pool"             # "small": the /4 stem: "pool" (5x5 conv stride 2, 2x2 max-pool) or
+                                       # "stride4" (5x5 conv stride 4: a sixteenth of the products, no pool)
     temporal_channels: int = 128       # Conv1d channels of the temporal blocks
     temporal_kernel: int = 5           # Conv1d kernel over frames
     temporal_pools: int = 2            # temporal blocks, each halving time (2 -> x4)
@@ -155,18 +157,24 @@ class VideoFrontendConfig:
     std: list = field(default_factory=lambda: list(IMAGENET_STD))    # per-channel pixel std
 
 
-def small_cnn(in_channels: int, channels: list[int], grid: int, out_dim: int) -> nn.Sequential:
+def small_cnn(in_channels: int, channels: list[int], grid: int, out_dim: int, stem: str = "pool") -> nn.Sequential:
     """Per-frame CNN: (N, C, H, W) -> (N, out_dim).
 
-    A stride-2 stem and a max-pool, then Conv3x3-BN-ReLU stages with a max-pool between them
-    (64x64 -> 4x4 for four stages, about 4 MMAC a frame), then the map is pooled to a ``grid`` x
-    ``grid`` layout and projected. Keeping a coarse grid instead of a global average keeps *where*
-    things are, which motion (move left / right) needs.
+    A stem dividing the size by 4 (``"pool"``: a stride-2 5x5 conv and a max-pool; ``"stride4"``: one
+    stride-4 5x5 conv, whose windows still overlap, at a sixteenth of the pool stem's products and
+    without its max-pool, the two most expensive layers of a training step on a CPU), then Conv3x3-BN-ReLU
+    stages with a max-pool between them (64x64 -> 4x4 for four stages, about 4 MMAC a frame), then the
+    map is pooled to a ``grid`` x ``grid`` layout and projected. Keeping a coarse grid instead of a global
+    average keeps *where* things are, which motion (move left / right) needs.
     """
+    if stem not in ("pool", "stride4"):
+        raise ValueError(f"cnn_stem must be 'pool' or 'stride4', got {stem!r}")
     layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, channels[0], 5, stride=2, padding=2, bias=False),
-        nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, channels[0], 5, stride=2 if stem == "pool" else 4, padding=2, bias=False),
+        nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True),
     ]
+    if stem == "pool":
+        layers.append(nn.MaxPool2d(2))
     for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
         if i < len(channels) - 2:
@@ -179,7 +187,7 @@ def small_cnn(in_channels: int, channels: list[int], grid: int, out_dim: int) ->
 def frame_cnn(cfg: VideoFrontendConfig, in_channels: int) -> tuple[nn.Module, int]:
     """The per-frame CNN ``cfg.backbone`` reading ``in_channels`` planes: (N, in_channels, H, W) -> (N, D); returns it and D."""
     if cfg.backbone == "small":
-        return small_cnn(in_channels, list(cfg.cnn_channels), cfg.cnn_grid, cfg.cnn_dim), cfg.cnn_dim
+        return small_cnn(in_channels, list(cfg.cnn_channels), cfg.cnn_grid, cfg.cnn_dim, cfg.cnn_stem), cfg.cnn_dim
     if cfg.backbone == "resnet18":
         from torchvision.models import resnet18
 

@@ -18,7 +18,7 @@ real mp4 files plus a ``manifest.jsonl``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +346,9 @@ class ActionsDataset(Dataset):
             pixel augmentation (:class:`crnn.data.video.augment.ClipAugment`). (Default: None)
         augment_pixels: apply ``clip_augment``'s pixel transforms here; False leaves them to the trainer,
             which applies them to the batch on the GPU. (Default: True)
+        frame_size: (height, width) of the frames handed out: the task's ``config.size`` clips resized with
+            :func:`~crnn.data.video.reader.resize_frames`, as a video reader resizes files to a model's
+            frame size (varied look: rendered clips are resized to it directly). (Default: ``config.size``)
 
     Items are dicts: ``signal`` uint8 (T, 3, H, W), ``tokens`` (L,), ``text``, ``path``, and
     ``frame_labels`` int64 (T,) token ids per frame.
@@ -353,12 +356,16 @@ class ActionsDataset(Dataset):
 
     def __init__(self, n: int, seed: int = 0, split: str | None = None, config: ActionsConfig | None = None,
                  train: bool = False, speed: float = 0.2, fresh_each_epoch: bool | None = None,
-                 codec_prob: float = 0.5, clip_augment: ClipAugment | None = None, augment_pixels: bool = True):
+                 codec_prob: float = 0.5, clip_augment: ClipAugment | None = None, augment_pixels: bool = True,
+                 frame_size: tuple[int, int] | None = None):
         split = split or ("train" if train else "valid")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         self.n, self.seed, self.split = n, seed, split
         self.config = config or ActionsConfig()
+        self.frame_size = tuple(frame_size) if frame_size else (self.config.size, self.config.size)
+        if self.config.look == "varied" and self.frame_size[0] == self.frame_size[1]:
+            self.config = replace(self.config, size=self.frame_size[0])  # one resize, from the rendered size
         self.train, self.speed, self.codec_prob = train, speed, codec_prob
         self.fresh_each_epoch = train if fresh_each_epoch is None else fresh_each_epoch
         self.tokenizer = actions_tokenizer()
@@ -378,7 +385,7 @@ class ActionsDataset(Dataset):
         epoch = self.epoch if self.fresh_each_epoch else 0
         frames, actions, labels = generate_clip(clip_rng(self.split, self.seed, i, epoch), self.config,
                                                 held_out=self.split == "test_look")
-        frames, labels = torch.from_numpy(frames), torch.from_numpy(labels) + 1  # ids: blank is 0
+        frames, labels = resize_frames(torch.from_numpy(frames), self.frame_size), torch.from_numpy(labels) + 1  # ids: blank is 0
         if self.train and self.speed > 0:
             aug = np.random.default_rng([SPLITS[self.split], self.seed, i, self.epoch, 1])  # 5 keys: never a clip key
             idx = augment_indices(len(frames), aug, speed=self.speed)
