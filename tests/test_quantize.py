@@ -27,3 +27,11 @@ def test_int8_onnx_close_to_fp32(tmp_path, cell):
     valid = torch.arange(out.size(1))[None] < out_len[:, None]
     assert (out - ref)[valid].abs().max().item() < 1.0
     assert not torch.equal(out, ref)  # it really is a different (quantized) graph
+    # The features stay fp32: the folded DFT's products read the fp32 bases, never an int8 copy.
+    import onnx
+
+    graph = onnx.load(str(int8)).graph
+    dft = [n for n in graph.node if any(i.startswith("model.frontend.fold_") for i in n.input)]
+    assert {n.op_type for n in dft} == {"MatMul"} and len(dft) == 2
+    assert not any(i.name.startswith("model.frontend.") and i.data_type == onnx.TensorProto.INT8
+                   for i in graph.initializer)
