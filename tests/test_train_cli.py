@@ -196,3 +196,19 @@ def test_speed_factors_and_vtlp_flags_reach_the_config():
         with pytest.raises(SystemExit) as e:
             build_parser().parse_args([*bad, "--out", "x"])
         assert e.value.code == 2
+
+
+def test_the_action_task_trains_on_its_own_budget_unless_told_otherwise():
+    from crnn.cli.train import config_from_args, get_args_parser as build_parser
+
+    def budget(*argv):
+        cfg = config_from_args(build_parser().parse_args([*argv, "--out", "x"]))
+        return cfg.epochs, cfg.max_minutes, cfg.time_schedule
+
+    assert budget() == (10, None, False)  # dtmf
+    assert budget("--task", "textlines") == (10, None, False)
+    assert budget("--task", "actions") == (30, 30.0, True)
+    assert budget("--task", "actions", "--epochs", "4") == (4, 30.0, True)
+    assert budget("--task", "actions", "--max-minutes", "5", "--no-time-schedule") == (30, 5.0, False)
+    assert budget("--task", "actions", "--train-manifest", "m.jsonl") == (10, None, False)  # not the built-in data
+    assert budget("--max-minutes", "3", "--time-schedule") == (10, 3.0, True)

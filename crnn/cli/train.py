@@ -51,11 +51,14 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     m.add_argument("--frontend-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="frontend setting, e.g. n_mels=64, normalize=global, time_subsample=4; repeatable")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=positive_int, default=10)
-    o.add_argument("--max-minutes", type=positive_float, help="stop after this much training time (after validating)")
-    o.add_argument("--time-schedule", action="store_true",
+    o.add_argument("--epochs", type=positive_int,
+                   help="passes over the training data (default: 10; --task actions: 30, see --max-minutes)")
+    o.add_argument("--max-minutes", type=positive_float,
+                   help="stop after this much training time (after validating); --task actions: 30 by default")
+    o.add_argument("--time-schedule", action=argparse.BooleanOptionalAction, default=None,
                    help="with --max-minutes: the learning rate decays over the time budget or --epochs, whichever "
-                        "ends first, so a run the clock stops ends annealed rather than at its peak rate")
+                        "ends first, so a run the clock stops ends annealed rather than at its peak rate "
+                        "(default: on for --task actions, else off)")
     o.add_argument("--batch-size", type=positive_int, default=32)
     o.add_argument("--max-frames", type=positive_int, help="length-bucketed batches of at most this many input units")
     o.add_argument("--lr", type=positive_float, default=3e-3)
@@ -129,6 +132,20 @@ def vtlp_range(text: str) -> float:
     return value
 
 
+# Built-in tasks with their own budget: the action task trains for 30 epochs or 30 minutes, whichever
+# ends first, the learning rate annealed over whichever it is, so its default run ends in its stated
+# time on a CPU and ends annealed. Anything given on the command line wins.
+TASK_BUDGETS = {"actions": dict(epochs=30, max_minutes=30.0, time_schedule=True)}
+BUDGET_DEFAULTS = dict(epochs=10, max_minutes=None, time_schedule=False)
+
+
+def budget_from_args(args: argparse.Namespace) -> dict:
+    """epochs, max_minutes, time_schedule: the command line's, else the built-in task's, else the defaults."""
+    task = TASK_BUDGETS.get(args.task, {}) if not args.train_manifest else {}
+    return {k: getattr(args, k) if getattr(args, k) is not None else task.get(k, default)
+            for k, default in BUDGET_DEFAULTS.items()}
+
+
 def config_from_args(args: argparse.Namespace):
     from crnn.training import TrainConfig
 
@@ -169,8 +186,7 @@ def config_from_args(args: argparse.Namespace):
         train_manifest=args.train_manifest[0] if args.train_manifest and len(args.train_manifest) == 1 else args.train_manifest,
         manifest_format=args.manifest_format, text_norm=args.text_norm, units=args.units, bpe_size=args.bpe_size,
         modality=args.modality, model=args.model, model_args=model_args, train_size=args.train_size,
-        val_size=args.val_size, epochs=args.epochs, max_minutes=args.max_minutes,
-        time_schedule=args.time_schedule, batch_size=args.batch_size,
+        val_size=args.val_size, **budget_from_args(args), batch_size=args.batch_size,
         max_frames=args.max_frames, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         grad_clip=args.grad_clip, precision=args.precision, device=args.device, workers=args.workers, threads=args.threads,
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),
