@@ -90,9 +90,7 @@ class AudioFrontend(nn.Module):
             return
         self.register_buffer("fold_cos", folded["cos"].to(device), persistent=False)
         self.register_buffer("fold_sin", folded["sin"].to(device), persistent=False)
-        # Python ints: a graph slices by constants
-        self.fold_pairs = (int(folded["lo"][0]), int(folded["lo"][-1]))
-        self.fold_self = [int(n) for n in folded["self"]]
+        self.fold_pairs, self.fold_self = folded["pairs"], folded["self"]  # Python ints: graph constants
 
     def _padded_window(self) -> torch.Tensor:
         """(n_fft,) float64: the analysis window centred in the n_fft frame, as torch.stft pads it."""
@@ -112,7 +110,7 @@ class AudioFrontend(nn.Module):
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2 * n_freq, win)
         return basis.float().unsqueeze(1)
 
-    def _folded_dft(self) -> dict[str, torch.Tensor] | None:
+    def _folded_dft(self) -> dict | None:
         """The STFT with half the products, or None when the padded window is not symmetric.
 
         With ``w[n] == w[N - n]`` (a periodic Hann window centred in an N-point frame with N - win even),
@@ -121,8 +119,9 @@ class AudioFrontend(nn.Module):
         over half the frame (n = 0 and N / 2 are their own mirrors, with ``sin = 0``).
 
         Returns:
-            ``lo``/``hi`` (J,) frame offsets n and N - n of the pairs, ``self`` (S,) the unpaired offsets,
-            ``cos`` (J + S, n_freq) and ``sin`` (J, n_freq) windowed bases.
+            ``pairs`` (first, last): the J paired offsets n = first .. last (each with N - n), ``self`` the
+            S unpaired offsets (0 and N / 2 where the window is not zero), ``cos`` (J + S, n_freq) and
+            ``sin`` (J, n_freq) windowed bases.
         """
         N = self.n_fft
         w = self._padded_window()
@@ -138,7 +137,7 @@ class AudioFrontend(nn.Module):
 
         cos = torch.cat([torch.cos(angle(lo)) * w[lo, None], torch.cos(angle(own)) * w[own, None]])
         sin = -torch.sin(angle(lo)) * w[lo, None]
-        return {"lo": lo, "hi": N - lo, "self": own, "cos": cos.float(), "sin": sin.float()}
+        return {"pairs": (int(lo[0]), N // 2 - 1), "self": own.tolist(), "cos": cos.float(), "sin": sin.float()}
 
     def warp_frequencies(self, alpha: torch.Tensor) -> torch.Tensor:
         """VTLP's piecewise-linear frequency warp (Jaitly & Hinton, 2013) of the STFT bins' frequencies.
