@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.nn.modules.utils import _pair
 
 from crnn.cells.base import exporting
 from crnn.frontends import register_frontend
@@ -40,8 +41,22 @@ def _from_args(cls_cfg: type, name: str, args: dict) -> Any:
 
 def _normalize_pixels(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 (0..255) or float (0..1) pixels (..., C, H, W) -> standardised float32."""
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    return (x - mean[:, None, None]) / std[:, None, None]
+    scale = (1 / 255.0 if x.dtype == torch.uint8 else 1.0) / std[:, None, None]
+    return torch.addcmul(-mean[:, None, None] / std[:, None, None], x.float(), scale)  # one pass over the pixels
+
+
+def _channels_last(frames: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) in the channels-last layout: the oneDNN and cuDNN convolutions' own, about 1.5x faster for
+    a CPU training step of the small CNN (no reordering around every convolution and pooling)."""
+    return frames.contiguous(memory_format=torch.channels_last)
+
+
+class _GridPool(nn.AdaptiveAvgPool2d):
+    """Adaptive average pooling to a grid that hands a map already of the grid's size through untouched."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = _pair(self.output_size)
+        return x if tuple(x.shape[-2:]) == size else super().forward(x)
 
 
 # -- temporal blocks shared by "video" and "features" ----------------------------------------------
@@ -179,7 +194,7 @@ def small_cnn(in_channels: int, channels: list[int], grid: int, out_dim: int, st
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
         if i < len(channels) - 2:
             layers.append(nn.MaxPool2d(2))
-    layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten(), nn.Linear(channels[-1] * grid * grid, out_dim),
+    layers += [_GridPool(grid), nn.Flatten(), nn.Linear(channels[-1] * grid * grid, out_dim),
                nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
@@ -255,7 +270,7 @@ class VideoFrontend(_TemporalStackFrontend):
             feats = self.cnn(_normalize_pixels(x.flatten(0, 1), self.mean, self.std))  # (B * T, D)
             return feats.view(B, T, -1) * mask.unsqueeze(-1).to(feats.dtype)
         frames = _normalize_pixels(x[mask], self.mean, self.std)  # (N, C, H, W)
-        feats = self.cnn(frames)  # (N, D)
+        feats = self.cnn(_channels_last(frames))  # (N, D)
         out = feats.new_zeros(B, T, feats.size(-1))
         out[mask] = feats
         return out
@@ -331,17 +346,30 @@ class VideoMotionFrontend(_TemporalStackFrontend):
         """(B, T, C, H, W) -> (B, T, D_cnn), zero at padded frames; the CNNs see valid frames only."""
         B, T = x.shape[:2]
         mask = length_mask(lengths.to(x.device), T)  # (B, T)
-        frames = _normalize_pixels(x, self.mean, self.std)  # (B, T, C, H, W)
-        diff = self.cfg.motion_gain * (frames[:, 1:] - frames[:, :-1])  # (B, T - 1, C, H, W)
-        diff = torch.cat([torch.zeros_like(frames[:, :1]), diff], dim=1)  # nothing moved before the first frame
-        planes = torch.cat([frames, diff], dim=2) if self.cfg.streams == "both" else diff
         if exporting():  # a graph cannot pick frames by a mask: run every frame (eval mode), zero the padding
+            frames = _normalize_pixels(x, self.mean, self.std)  # (B, T, C, H, W)
+            diff = self.cfg.motion_gain * (frames[:, 1:] - frames[:, :-1])  # (B, T - 1, C, H, W)
+            diff = torch.cat([torch.zeros_like(frames[:, :1]), diff], dim=1)  # nothing moved before the first frame
+            planes = torch.cat([frames, diff], dim=2) if self.cfg.streams == "both" else diff
             feats = self._cnn(planes.flatten(0, 1))
             return feats.view(B, T, -1) * mask.unsqueeze(-1).to(feats.dtype)
-        feats = self._cnn(planes[mask])  # (N, D)
+        feats = self._cnn(self._valid_planes(x, mask))  # (N, D)
         out = feats.new_zeros(B, T, feats.size(-1))
         out[mask] = feats
         return out
+
+    def _valid_planes(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) pixels, (B, T) mask -> (N, C or 2C, H, W) CNN input of the N valid frames.
+
+        Valid frames are picked before converting to float, so padding is never normalised or
+        differenced (on a CPU that was a fifth of the training step's forward time).
+        """
+        index = mask.flatten().nonzero().squeeze(1)  # (N,)
+        first = (index % x.shape[1] == 0).view(-1, 1, 1, 1)  # clip starts: nothing moved before them
+        frames = _normalize_pixels(x.flatten(0, 1)[index], self.mean, self.std)  # (N, C, H, W)
+        # A clip's valid frames are consecutive in ``index``: each one's predecessor is the row above it.
+        diff = (self.cfg.motion_gain * (frames - frames.roll(1, 0))).masked_fill_(first, 0.0)
+        return _channels_last(torch.cat([frames, diff], dim=1) if self.cfg.streams == "both" else diff)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, C, H, W) uint8/float, lengths (B,) frames -> (B, T', D), lengths (B,)."""
