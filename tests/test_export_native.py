@@ -63,5 +63,6 @@ def test_cell_without_native_operator_keeps_its_scan(tmp_path):
     model = tiny_model("mingru", num_layers=1)
     path = export_onnx(model, tmp_path / "m.onnx")
     ops = _op_types(path)
+    # one Scan per direction, over chunks of 16 frames (the frames within a chunk: whole-tensor ops)
     assert ops["Scan"] == 2 and not {"GRU", "LSTM", "RNN"} & set(ops)
     assert_parity(model, path, *mixed_batch([0.5, 3.0]))
