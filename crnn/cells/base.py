@@ -81,6 +81,36 @@ def masked_scan(
     return ys.transpose(0, 1), final
 
 
+def output_state_scan(
+    step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], xp: torch.Tensor, lengths: torch.Tensor,
+    mask: torch.Tensor, h0: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`masked_scan` for cells whose output is their state (GRU, Elman): a leaner loop body.
+
+    The body is the step alone: frames past a length update the state too, their outputs are zeroed
+    after the loop, and each sequence's final state is read from its last valid output (h0 where it
+    has none), so no per-frame masking runs inside the loop.
+
+    Args:
+        step: ``(x_t (B, P), h (B, H)) -> h_t (B, H)``.
+        xp: (B, T, P) per-frame inputs. lengths: (B,). mask: (B, T, 1) bool, True on valid frames.
+        h0: (B, H) initial state.
+    Returns:
+        y (B, T, H) zero at padded frames, the state at each sequence's last valid frame (B, H).
+    """
+    from torch._higher_order_ops.scan import scan
+
+    def body(h: torch.Tensor, x_t: torch.Tensor):
+        h = step(x_t, h)
+        return h, h.clone()  # a scan's output must not alias its carry
+
+    _, ys = scan(body, h0.clone(), xp.transpose(0, 1))  # (T, B, H)
+    y = ys.transpose(0, 1)  # (B, T, H)
+    last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, y.size(-1))
+    final = torch.where((lengths > 0).unsqueeze(-1), y.gather(1, last).squeeze(1), h0)
+    return y * mask, final
+
+
 def run_directions(
     x: torch.Tensor, lengths: torch.Tensor, state: State | None, num_directions: int, run: Callable
 ) -> tuple[torch.Tensor, State]:

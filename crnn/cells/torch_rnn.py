@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from crnn.cells.base import exporting, masked_scan, reverse_index, reverse_within, run_directions
+from crnn.cells.base import exporting, masked_scan, output_state_scan, reverse_index, reverse_within, run_directions
 from crnn.cells.reference import gru_cell, lstm_cell
 from crnn.cells.registry import register_cell
 from crnn.lengths import length_mask
@@ -91,7 +91,6 @@ class _TorchRNNLayer(nn.Module):
             sfx = "_reverse" if direction else ""
             w_ih, w_hh, b_ih, b_hh = (getattr(self.rnn, n + sfx) for n in
                                       ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
-            gx = F.linear(xd, w_ih, b_ih)  # (B, T, gates * H)
             mask = length_mask(lengths, xd.size(1)).unsqueeze(-1)  # (B, T, 1)
             if s0 is None:
                 zeros = xd.new_zeros(B, self.hidden_size)
@@ -100,13 +99,13 @@ class _TorchRNNLayer(nn.Module):
                 def step(g, s):
                     h, c = lstm_cell(g, s[0], s[1], w_hh, b_hh)
                     return h, (h, c)
-            else:
-                cell = gru_cell if isinstance(self.rnn, nn.GRU) else rnn_tanh_cell
-
-                def step(g, h):
-                    h = cell(g, h, w_hh, b_hh)
-                    return h, h
-            return masked_scan(step, gx, mask, s0)
+                return masked_scan(step, F.linear(xd, w_ih, b_ih), mask, s0)
+            if isinstance(self.rnn, nn.GRU):
+                return output_state_scan(lambda g, h: gru_cell(g, h, w_hh, b_hh), F.linear(xd, w_ih, b_ih),
+                                         lengths, mask, s0)
+            # Elman: both biases are added before the loop, so a step is one MatMul, one Add and one Tanh.
+            return output_state_scan(lambda g, h: torch.tanh(g + F.linear(h, w_hh)), F.linear(xd, w_ih, b_ih + b_hh),
+                                     lengths, mask, s0)
 
         y, final = run_directions(x, lengths, state, 2 if self.bidirectional else 1, run)
         return y, lengths, final
