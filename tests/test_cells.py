@@ -175,6 +175,36 @@ def test_export_form_matches_step_loop(kind):
     torch.testing.assert_close(s0, s1, atol=1e-10, rtol=1e-8)
 
 
+def test_custom_scan_cell_exports_from_its_log_coefficients():
+    """A ScanLayer subclass defining only project / log_coefficients / step takes the linear export path
+    through the default ``coefficients`` (exp of the log ones) and equals its step loop."""
+
+    class Decay(crnn.ScanLayer):  # h_t = sigmoid(k_a) h_(t-1) + exp(k_b)
+        def __init__(self, input_size, hidden_size, bidirectional=True):
+            super().__init__(input_size, hidden_size, bidirectional)
+            self.linear = nn.ModuleList(nn.Linear(input_size, 2 * hidden_size) for _ in range(self.num_directions))
+
+        def project(self, x, direction):
+            return self.linear[direction](x)
+
+        def log_coefficients(self, k):
+            k_a, k_b = k.chunk(2, dim=-1)
+            return torch.nn.functional.logsigmoid(k_a), k_b
+
+        def step(self, k, h, direction):
+            k_a, k_b = k.chunk(2, dim=-1)
+            return torch.sigmoid(k_a) * h + torch.exp(k_b)
+
+    layer = Decay(3, 4).double()
+    x, lengths = torch.randn(3, 21, 3, dtype=torch.float64), torch.tensor([21, 9, 0])
+    with torch.no_grad():
+        y1, _, s1 = layer.forward_steps(x, lengths)
+        with export_mode():
+            y0, _, s0 = layer(x, lengths)
+    torch.testing.assert_close(y0, y1, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(s0, s1, atol=1e-10, rtol=1e-8)
+
+
 def test_chunked_linear_scan_exact_over_long_inputs():
     """h_t = a_t h_(t-1) + b_t over 3000 float32 frames with gates near 0 and 1: within 1e-4 of a float64
     loop (no log to overflow, no division by a vanishing product)."""

@@ -88,7 +88,7 @@ class ScanLayer(StepLayer):
     """Base for cells whose recurrence is ``h_t = a_t * h_{t-1} + b_t`` with input-only a, b.
 
     Subclasses define ``project`` (B, T, D) -> (B, T, P), ``log_coefficients`` (B, T, P) -> (log a,
-    log b) each (B, T, H), ``coefficients`` (the same a, b in linear space, for export) and ``step``
+    log b) each (B, T, H), optionally ``coefficients`` (the same a, b in linear space, for export) and ``step``
     (the same maths one frame at a time). State: (dirs, B, H).
     """
 
@@ -113,8 +113,12 @@ class ScanLayer(StepLayer):
         return y, torch.where((lengths > 0).unsqueeze(-1), final, h0)
 
     def coefficients(self, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, P) projections -> a in [0, 1], b (B, T, H) each, in linear space (the export path)."""
-        raise NotImplementedError
+        """(B, T, P) projections -> a in [0, 1], b (B, T, H) each, in linear space (the export path).
+
+        The default exponentiates ``log_coefficients``; the built-in cells compute them directly (no
+        Softplus or Log in the exported graph)."""
+        log_a, log_b = self.log_coefficients(k)
+        return log_a.exp(), log_b.exp()
 
     def run_directions(self, x: torch.Tensor, lengths: torch.Tensor, state: torch.Tensor | None, run):
         """Exported: every direction by :func:`scan_linear_chunked`, the reverse one on the time-flipped
