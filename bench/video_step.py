@@ -4,8 +4,9 @@
     python bench/video_step.py --device cpu --batch 2 --frames 16 --clips 8 --threads 2
 
 Training rows: ``crnn.training.step.train_step`` (the trainer's step: frontend, encoder, head, CTC in fp32,
-backward, clipping, fused AdamW) on uint8 clips already on the device, for fp32 / bf16 autocast and the
-default / channels-last memory layout of the CNN. Reference: the first row (fp32, default layout).
+backward, clipping, fused AdamW) on uint8 clips already on the device, for fp32 / bf16 autocast, with the
+weights in the default or the channels-last memory layout (the frontends hand the CNN channels-last
+frames either way). Reference: the first row (fp32, default layout).
 
 Decoding row: ``--clips`` mp4 files (H.264, written here) through ``crnn.inference.transcribe_files``, the
 ``crnn decode`` loop (workers decode the files while the model runs). On CUDA a thread samples the GPU's
