@@ -7,10 +7,11 @@ The offline graph is the whole model, features included::
     features float32 (B, T, D)                          /
         -> log_probs float32 (B, T', V), out_lengths int64 (B,)
 
-Batch and length are dynamic. Recurrent layers that are exactly ONNX's GRU / LSTM / RNN operators
-(the ``gru``, ``lstm``, ``rnn``, ``gru_ref`` and ``lstm_ref`` cells) become those operators, padded
-batches included (``crnn.onnx_rnn``); other cells run their exportable path (a masked ``scan`` over
-time, see ``crnn.cells.base.exporting``). The log-mel is a Conv1d over a DFT basis. All equal the
+Batch and length are dynamic. Recurrent layers that are exactly ONNX's GRU / LSTM operators
+(the ``gru``, ``lstm``, ``gru_ref`` and ``lstm_ref`` cells) become those operators, padded
+batches included (``crnn.onnx_rnn``); ``mingru``/``minlstm`` a chunked prefix scan; other cells run their
+exportable path (a masked ``scan`` over time, see ``crnn.cells.base.exporting``). The log-mel is two
+matrix products over the window's folded halves (a Conv1d over a DFT basis where the window is not symmetric). All equal the
 normal path within float32 rounding. A forward-only model also gets a streaming graph: the whole
 model for log-mel audio models (raw samples in chunks, every state carried: ``crnn.streaming_graph``),
 else its encoder and head, which take and return the recurrent state (:func:`export_streaming_onnx`).
@@ -229,7 +230,9 @@ def _to_onnx(graph: nn.Module, args: tuple, input_names: list[str], output_names
     from crnn.onnx_rnn import translation_table
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        # The exporter prints its progress, and the partial graph of a capture strategy that fails before
+        # another one succeeds (a scan over a data-dependent number of chunks needs strict capture).
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             program = torch.onnx.export(graph, args, dynamo=True, input_names=input_names,
                                         output_names=output_names, dynamic_shapes=dynamic_shapes,
                                         optimize=False, verbose=False, custom_translation_table=translation_table())

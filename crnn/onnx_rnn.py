@@ -1,12 +1,14 @@
-"""Native ONNX ``GRU`` / ``LSTM`` / ``RNN`` operators for exported graphs.
+"""Native ONNX ``GRU`` / ``LSTM`` operators for exported graphs.
 
 By default an exported recurrent layer is a masked ``scan`` over time (one ONNX ``Scan`` of per-frame
 ops per direction). Where a layer computes exactly what ONNX's recurrent operators compute — the
-``gru``, ``lstm`` and ``rnn`` cells and the reference ``gru_ref`` / ``lstm_ref`` cells, all holding
-``torch.nn.GRU/LSTM/RNN``-shaped weights — :class:`NativeRNNEncoder` runs it as one operator per layer
+``gru`` and ``lstm`` cells and the reference ``gru_ref`` / ``lstm_ref`` cells, all holding
+``torch.nn.GRU/LSTM``-shaped weights — :class:`NativeRNNEncoder` runs it as one operator per layer
 instead, both directions in one call, with ``sequence_lens`` for padded batches (the reverse direction
 then reverses each sequence within its own length, as the layer contract wants). onnxruntime runs
-these operators as fused kernels. Between layers the activations stay time-major, so a stack pays one
+these operators as fused kernels. The Elman ``rnn`` cell would fit ONNX's ``RNN`` operator, but
+onnxruntime's kernel ran slower than PyTorch at batch 16 (0.86-0.99x on the 2-core CPU) where the scan of
+its step runs 1.06-1.31x (BENCHMARKS.md), so it keeps its scan. Between layers the activations stay time-major, so a stack pays one
 transpose in and one out, not two per layer.
 
 The operator is a ``torch.library`` custom op (``crnn::onnx_rnn``) whose ONNX translation is the
@@ -24,12 +26,12 @@ from crnn.cells.torch_rnn import _TorchRNNLayer
 from crnn.lengths import length_mask
 
 # Gates per kind, and the torch gate order -> ONNX gate order (GRU: r z n -> z r n; LSTM: i f g o -> i o f g).
-GATES = {"gru": 3, "lstm": 4, "rnn": 1}
-ONNX_ORDER = {"gru": [1, 0, 2], "lstm": [0, 3, 1, 2], "rnn": [0]}
+GATES = {"gru": 3, "lstm": 4}
+ONNX_ORDER = {"gru": [1, 0, 2], "lstm": [0, 3, 1, 2]}
 
 
 def native_kind(layer: nn.Module) -> str | None:
-    """"gru" | "lstm" | "rnn" when ``layer`` is exactly an ONNX recurrent operator, else None."""
+    """"gru" | "lstm" when ``layer`` is exactly an ONNX recurrent operator, else None."""
     if isinstance(layer, GRURef):
         return "gru"
     if isinstance(layer, LSTMRef):
@@ -40,8 +42,6 @@ def native_kind(layer: nn.Module) -> str | None:
             return "gru"
         if isinstance(rnn, nn.LSTM) and rnn.proj_size == 0:
             return "lstm"
-        if isinstance(rnn, nn.RNN) and rnn.nonlinearity == "tanh":
-            return "rnn"
     return None
 
 
@@ -50,16 +50,16 @@ def native_kind(layer: nn.Module) -> str | None:
 def onnx_rnn(x: torch.Tensor, lengths: torch.Tensor, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor,
              h0: torch.Tensor, c0: torch.Tensor, kind: str, hidden_size: int,
              bidirectional: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """ONNX GRU (``linear_before_reset=1``) / LSTM / RNN (tanh), time-major.
+    """ONNX GRU (``linear_before_reset=1``) / LSTM, time-major.
 
     Args:
         x: (T, B, D). lengths: (B,) valid frames. w: (dirs, G*H, D), r: (dirs, G*H, H), b: (dirs, 2*G*H)
-            in ONNX gate order. h0, c0: (dirs, B, H) (c0 is read by LSTM only). kind: "gru" | "lstm" | "rnn".
+            in ONNX gate order. h0, c0: (dirs, B, H) (c0 is read by LSTM only). kind: "gru" | "lstm".
         hidden_size: H. bidirectional: dirs == 2 (the operator's attributes, so they are plain values).
 
     Returns:
         y (T, dirs, B, H) zero past each length, h_n and c_n (dirs, B, H) at each sequence's last
-        valid frame (c_n is h_n for GRU/RNN).
+        valid frame (c_n is h_n for GRU).
     """
     T, B, _ = x.shape
     H = r.size(-1)
@@ -84,10 +84,8 @@ def onnx_rnn(x: torch.Tensor, lengths: torch.Tensor, w: torch.Tensor, r: torch.T
             gx = nn.functional.linear(xd[t], w_ih, b_ih)
             if kind == "gru":
                 nh, nc = gru_cell(gx, h, w_hh, b_hh), c
-            elif kind == "lstm":
-                nh, nc = lstm_cell(gx, h, c, w_hh, b_hh)
             else:
-                nh, nc = torch.tanh(gx + nn.functional.linear(h, w_hh, b_hh)), c
+                nh, nc = lstm_cell(gx, h, c, w_hh, b_hh)
             m = mask[t]
             h, c = torch.where(m, nh, h), torch.where(m, nc, c)
             out.append(nh * m)
@@ -105,7 +103,7 @@ def _(x, lengths, w, r, b, h0, c0, kind, hidden_size, bidirectional):
 
 
 def onnx_translation(x, lengths, w, r, b, h0, c0, kind: str, hidden_size: int, bidirectional: bool):
-    """The ONNX graph of ``crnn::onnx_rnn``: one GRU / LSTM / RNN node."""
+    """The ONNX graph of ``crnn::onnx_rnn``: one GRU / LSTM node."""
     from onnxscript import opset18 as op
 
     seq = op.Cast(lengths, to=6)  # int32, as the operators want
@@ -113,10 +111,7 @@ def onnx_translation(x, lengths, w, r, b, h0, c0, kind: str, hidden_size: int, b
     if kind == "lstm":
         y, h, c = op.LSTM(x, w, r, b, seq, h0, c0, **attrs)
         return y, h, c
-    if kind == "gru":
-        y, h = op.GRU(x, w, r, b, seq, h0, linear_before_reset=1, **attrs)
-    else:
-        y, h = op.RNN(x, w, r, b, seq, h0, **attrs)
+    y, h = op.GRU(x, w, r, b, seq, h0, linear_before_reset=1, **attrs)
     return y, h, op.Identity(h)
 
 
