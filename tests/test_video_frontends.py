@@ -55,6 +55,29 @@ def test_motion_stream_reads_what_changes_not_the_look():
         assert (both(still_a, lengths)[0] - both(still_b, lengths)[0]).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("streams", ["both", "motion"])
+def test_motion_planes_of_valid_frames_are_frame_and_difference(streams):
+    """The training path gathers valid frames before normalising: each clip's planes are its normalised
+    frames and gain x their difference from the frame before, zero at the clip's first frame (never the
+    previous clip's last frame), in the channels-last layout the CNN reads."""
+    from crnn.frontends.video import _normalize_pixels
+
+    front = build_frontend("video_motion", {"streams": streams, "motion_gain": 3.0})
+    x = make_input((3, 8, 8), B=3, T=5)
+    lengths = torch.tensor([5, 2, 3])
+    mask = torch.arange(5)[None] < lengths[:, None]
+    planes = front._valid_planes(x, mask)
+    assert planes.shape == (10, 6 if streams == "both" else 3, 8, 8)
+    assert planes.is_contiguous(memory_format=torch.channels_last)
+    frames = _normalize_pixels(x, front.mean, front.std)
+    expected = []
+    for b, n in enumerate(lengths.tolist()):
+        for t in range(n):
+            diff = 3.0 * (frames[b, t] - frames[b, t - 1]) if t else torch.zeros_like(frames[b, t])
+            expected.append(torch.cat([frames[b, t], diff]) if streams == "both" else diff)
+    torch.testing.assert_close(planes, torch.stack(expected), atol=1e-6, rtol=1e-6)
+
+
 @pytest.mark.parametrize("name,args,shape", CASES, ids=IDS)
 def test_lengths_sweep_and_padding(name, args, shape, device):
     fe = build_frontend(name, args).eval().to(device)
