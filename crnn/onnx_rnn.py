@@ -7,9 +7,9 @@ ops per direction). Where a layer computes exactly what ONNX's recurrent operato
 instead, both directions in one call, with ``sequence_lens`` for padded batches (the reverse direction
 then reverses each sequence within its own length, as the layer contract wants). onnxruntime runs
 these operators as fused kernels. The Elman ``rnn`` cell would fit ONNX's ``RNN`` operator, but
-onnxruntime's kernel ran slower than PyTorch at batch 16 (0.86-0.99x on the 2-core CPU) where the scan of
-its step runs 1.06-1.31x (BENCHMARKS.md), so it keeps its scan. Between layers the activations stay time-major, so a stack pays one
-transpose in and one out, not two per layer.
+onnxruntime's kernel ran slower than PyTorch at batch 16 on the 2-core CPU, where the scan of its step
+runs faster than both (BENCHMARKS.md), so it keeps its scan. Between layers the activations stay
+time-major, so a stack pays one transpose in and one out, not two per layer.
 
 The operator is a ``torch.library`` custom op (``crnn::onnx_rnn``) whose ONNX translation is the
 ONNX operator; in PyTorch it runs the same equations step by step (a reference, not a fast path).

@@ -24,11 +24,6 @@ from crnn.cells.registry import register_cell
 from crnn.lengths import length_mask
 
 
-def rnn_tanh_cell(gx: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-    """One Elman step. gx: (B, H) precomputed ``W_ih x + b_ih``, h: (B, H) -> new h (B, H)."""
-    return torch.tanh(gx + F.linear(h, w_hh, b_hh))
-
-
 def cuda_input() -> str:
     """How ragged CUDA batches reach cuDNN: "packed" (default) or "padded" (``CRNN_CUDA_RNN_INPUT``)."""
     value = os.environ.get("CRNN_CUDA_RNN_INPUT", "packed")
