@@ -29,7 +29,8 @@ from common import machine, median_seconds  # noqa: E402
 import crnn  # noqa: E402
 from crnn.export import OnnxModel, export_onnx, quantize_onnx  # noqa: E402
 from crnn.onnx_rnn import native_kind  # noqa: E402
-from crnn.quantize import manifest_wer, quantize_dynamic_int8  # noqa: E402
+from crnn.deploy.int8 import quantize_dynamic_int8  # noqa: E402
+from crnn.evaluation.manifest import manifest_wer  # noqa: E402
 from crnn.tokenizer import Tokenizer  # noqa: E402
 
 DIGITS_SHAPE = dict(hidden_size=128, num_layers=2, n_mels=40, time_subsample=4, conv_channels=16, sample_rate=8000)

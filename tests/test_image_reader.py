@@ -47,7 +47,10 @@ def test_bad_files_are_named(tmp_path):
     Image.fromarray(line_array(400, 40)).save(good)
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     assert "truncated" in reason(tmp_path / "cut.png") or "cannot decode" in reason(tmp_path / "cut.png")
-    Image.fromarray(line_array(40, 200)).save(tmp_path / "page.png")
+    page = np.full((200, 40), 255, np.uint8)
+    for top in range(10, 190, 36):  # five rows of ink, blank rows between: several lines
+        page[top:top + 20, 4:36] = 0
+    Image.fromarray(page).save(tmp_path / "page.png")
     assert "several lines" in reason(tmp_path / "page.png")
     assert read_line_image(tmp_path / "page.png", allow_tall=True, height=None).shape == (1, 200, 40)
 

@@ -16,8 +16,8 @@ from train_helpers import fit_batch
 
 from crnn.checkpoint import save_checkpoint
 from crnn.data.builtin.dtmf import DTMFSpec, generate_utterance
-from crnn.quantize import (QuantizedRNNLayer, WerResult, int8_for_decoding, manifest_wer, quantize_dynamic_int8,
-                           wer_loss_report)
+from crnn.deploy.int8 import QuantizedRNNLayer, int8_for_decoding, quantize_dynamic_int8
+from crnn.evaluation.manifest import WerResult, manifest_wer, wer_loss_report
 
 # Stated tolerance of int8 against fp32 on the tiny model: log-probs within 0.25 on every valid frame
 # (measured 0.02-0.09), greedy label agreement above 95 % of the frames.

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crnn.checkpoint import write_checkpoint
+    from crnn.model.checkpoint import write_checkpoint
     from crnn.training.averaging import average_checkpoints
 
     out = Path(args.output)

@@ -9,7 +9,7 @@ from pathlib import Path
 def main(args: argparse.Namespace) -> int:
     from crnn.cli.common import load_plugins
     from crnn.cli.train import config_from_args
-    from crnn.compare import compare_cells, markdown_table, plot_curves
+    from crnn.training.compare import compare_cells, markdown_table, plot_curves
 
     load_plugins(args.plugin)
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]

@@ -18,10 +18,10 @@ def load_decoding_model(checkpoint: str, device):
     """The model ``--checkpoint`` names, in eval mode with its tokenizer: a checkpoint, or an exported
     ``.onnx`` file run by onnxruntime (raises CheckpointError / ExportError naming the file)."""
     if checkpoint.endswith(".onnx"):
-        from crnn.export import OnnxModel
+        from crnn.deploy.graphs import OnnxModel
 
         return OnnxModel(checkpoint)
-    from crnn.checkpoint import load_model
+    from crnn.model.checkpoint import load_model
 
     return load_model(checkpoint, device=device)
 
@@ -63,10 +63,10 @@ def progress(total: int, quiet: bool):
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from crnn.checkpoint import CheckpointError
+    from crnn.model.checkpoint import CheckpointError
     from crnn.data.media import expand_inputs
-    from crnn.inference import SegmentOptions, transcribe_files
-    from crnn.outputs import output_paths, parse_formats
+    from crnn.inference.api import SegmentOptions, transcribe_files
+    from crnn.inference.outputs import output_paths, parse_formats
     from crnn.runtime import cpu_threads, pick_device
 
     load_plugins(args.plugin)
@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
             torch.set_num_threads(cpu_threads(args.workers or 1, requested=args.threads))
         model = load_decoding_model(args.checkpoint, device)
         if args.int8:
-            from crnn.quantize import int8_for_decoding
+            from crnn.deploy.int8 import int8_for_decoding
 
             model = int8_for_decoding(model, device)
         decoder = build_decoder(args, model)
@@ -137,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
 def emit(args: argparse.Namespace, r, nbest: int, targets) -> None:
     """Print one result (text, --json or --ctm), or write its files under --output-dir."""
     from crnn.decoding import format_ctm
-    from crnn.outputs import write_outputs
+    from crnn.inference.outputs import write_outputs
 
     if targets is not None:
         write_outputs(r, targets[r.path], nbest)
@@ -190,7 +190,7 @@ class SegmentedStream:
     """
 
     def __init__(self, model, decoder, segment):
-        from crnn.segment import EnergyMeter
+        from crnn.inference.segment import EnergyMeter
 
         self.model, self.decoder, self.opts = model, decoder, segment
         self.sr = model.sample_rate
@@ -211,7 +211,7 @@ class SegmentedStream:
             self.frames.append(log_probs)
         pending = sum(f.size(0) for f in self.frames)
         if self.opts.mode != "none" and pending * self.shift >= self.opts.length:
-            from crnn.segment import HOP_SECONDS, last_cut
+            from crnn.inference.segment import HOP_SECONDS, last_cut
 
             first = int(self.frame_start * self.shift / HOP_SECONDS) - self.energy_start
             half = first + int(self.opts.length / 2 / HOP_SECONDS)  # cut in the segment's second half
@@ -229,7 +229,7 @@ class SegmentedStream:
     def _decode(self, n: int) -> None:
         import torch
 
-        from crnn.segment import HOP_SECONDS, Segment
+        from crnn.inference.segment import HOP_SECONDS, Segment
 
         lp = torch.cat(self.frames) if self.frames else torch.zeros(0, self.model.cfg.vocab_size)
         head, rest = lp[:n], lp[n:]
@@ -243,7 +243,7 @@ class SegmentedStream:
         self.energy_start += keep_from
 
     def result(self):
-        from crnn.segment import stitch
+        from crnn.inference.segment import stitch
 
         if len(self.pieces) == 1:
             return [self.pieces[0][1]]
@@ -269,9 +269,9 @@ def stream_main(args: argparse.Namespace, model, decoder, segment) -> int:
     """
     from crnn.data.audio import AudioReadError
     from crnn.data.media import expand_inputs
-    from crnn.inference import FileResult
-    from crnn.outputs import output_paths, parse_formats
-    from crnn.streaming import StreamingError, StreamingRecognizer
+    from crnn.inference.api import FileResult
+    from crnn.inference.outputs import output_paths, parse_formats
+    from crnn.inference.streaming import StreamingError, StreamingRecognizer
 
     try:
         stream = StreamingRecognizer(model)

@@ -33,8 +33,8 @@ def write_samples(folder: Path, n: int, seed: int) -> list[tuple[Path, str]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from crnn.inference import transcribe_files
-    from crnn.checkpoint import load_model
+    from crnn.inference.api import transcribe_files
+    from crnn.model.checkpoint import load_model
     from crnn.training import TrainConfig, train
     from crnn.runtime import pick_device
 

@@ -48,14 +48,14 @@ def evaluate_manifest(args: argparse.Namespace):
     """Decode the manifest; returns ``(EvalResult, modality, prescan skips)`` and writes ``--out`` rows."""
     from torch.utils.data import DataLoader
 
-    from crnn.checkpoint import load_model
+    from crnn.model.checkpoint import load_model
     from crnn.data.build import make_dataset, prescan, read_rows
     from crnn.data.collate import collate
     from crnn.data.media import modality_of_rows
     from crnn.data.sampler import BucketBatchSampler
     from crnn.decoding import Decoder
     from crnn.runtime import pick_device
-    from crnn.training.evaluate import evaluate
+    from crnn.evaluation.evaluate import evaluate
 
     device = pick_device(args.device)
     model = load_model(args.checkpoint, device=device)

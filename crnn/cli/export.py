@@ -20,8 +20,8 @@ def streaming_path(path: Path) -> Path:
 def check_int8(fp32: Path, int8: Path, manifest: str, limit: float, force: bool) -> bool:
     """Decode ``manifest`` with both ONNX files and print their WERs; False when int8 loses more than
     ``limit`` WER points and ``force`` is not set (a warning line when it is)."""
-    from crnn.export import OnnxModel
-    from crnn.quantize import manifest_wer, wer_loss_report
+    from crnn.deploy.graphs import OnnxModel
+    from crnn.evaluation.manifest import manifest_wer, wer_loss_report
 
     line, ok = wer_loss_report(manifest_wer(OnnxModel(fp32), manifest), manifest_wer(OnnxModel(int8), manifest), limit)
     print(f"check on {manifest}: {line}")
@@ -36,7 +36,7 @@ def check_int8(fp32: Path, int8: Path, manifest: str, limit: float, force: bool)
 
 def write_streaming(model, path: Path, encoder_head) -> Path:
     """The whole-model streaming graph (samples in) for a log-mel audio model, else encoder and head."""
-    from crnn.streaming_graph import export_streaming_model_onnx
+    from crnn.deploy.streaming_graph import export_streaming_model_onnx
 
     if model.modality != "audio" or not hasattr(model.frontend, "log_mel"):
         return encoder_head(model, path)
@@ -47,9 +47,9 @@ def write_streaming(model, path: Path, encoder_head) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    from crnn.checkpoint import CheckpointError, load_model
+    from crnn.model.checkpoint import CheckpointError, load_model
     from crnn.cli.common import load_plugins
-    from crnn.export import ExportError, export_onnx, export_streaming_onnx, quantize_onnx, save_program
+    from crnn.deploy.graphs import ExportError, export_onnx, export_streaming_onnx, quantize_onnx, save_program
 
     load_plugins(args.plugin)
     if (args.check or args.force) and args.quantize != "int8":

@@ -13,7 +13,7 @@ def main(args: argparse.Namespace) -> int:
     import crnn
 
     if args.checkpoint:
-        from crnn.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
+        from crnn.model.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 
         try:
             ckpt = read_checkpoint(args.checkpoint)

@@ -22,7 +22,10 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         "textlines: printed lines rendered on the fly)")
     d.add_argument("--fonts", action="append", metavar="PATH",
                    help="textlines: font folder, file or glob to render with (repeatable; default: the system's "
-                        "fonts and matplotlib's, STIX General held out for testing)")
+                        "fonts and matplotlib's, less the held-out test families)")
+    d.add_argument("--text-corpus", metavar="FILE",
+                   help="textlines: a text file of real sentences, one per line; half the lines are drawn from it "
+                        "(one sentence in five is kept for the test split)")
     d.add_argument("--train-manifest", action="append", metavar="PATH[:WEIGHT]",
                    help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...); repeat it to train on "
                         "several, each optionally weighted: items seen per epoch = WEIGHT x its items (default 1)")
@@ -192,7 +195,7 @@ def config_from_args(args: argparse.Namespace):
         seed=args.seed, sortagrad=not args.no_sortagrad, augment=augment, clip_augment=clip_augment_from_args(args),
         resume=args.resume, init_from=args.init_from, overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
-        ema_decay=args.ema_decay or None, average_last=args.average_last, fonts=args.fonts,
+        ema_decay=args.ema_decay or None, average_last=args.average_last, fonts=args.fonts, text_corpus=args.text_corpus,
     )
 
 

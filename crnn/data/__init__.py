@@ -8,8 +8,7 @@ here: ``media`` (suffix -> modality, the reader registry), ``manifest``, ``build
 Importing any ``crnn.data`` module imports the modality packages and the corpus layouts first, so
 their readers and layouts are registered before anything asks for them.
 """
-import sys as _sys
-
+from crnn._moved import alias_modules
 from crnn.data import audio, corpora, image, video  # noqa: F401  (registration)
 
 # Module paths of the earlier flat layout, kept importable.
@@ -29,32 +28,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'crnn.data' has no attribute {name!r}")
 
 
-class _MovedModuleFinder:
-    """``import crnn.data.augment`` (an old path) loads ``crnn.data.audio.augment`` under both names."""
-
-    @staticmethod
-    def find_spec(fullname, path=None, target=None):
-        prefix, _, leaf = fullname.rpartition(".")
-        if prefix != __name__ or leaf not in _MOVED:
-            return None
-        import importlib
-        import importlib.util
-
-        module = importlib.import_module(f"{__name__}.{_MOVED[leaf]}")
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(module))
-
-
-class _AliasLoader:
-    """Hands the import system the already-loaded module instead of a new one."""
-
-    def __init__(self, module):
-        self.module, self.spec = module, module.__spec__
-
-    def create_module(self, spec):
-        return self.module
-
-    def exec_module(self, module):
-        module.__spec__ = self.spec  # the import system set the alias's spec: keep the module's own
-
-
-_sys.meta_path.append(_MovedModuleFinder())
+alias_modules({f"{__name__}.{old}": f"{__name__}.{new}" for old, new in _MOVED.items()})

@@ -94,7 +94,7 @@ def make_tokenizer(texts: list[str], modality: str, text_norm: str = "auto", uni
 
 def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_rate: int | None,
                   clip_augment: Any = None, augment_pixels: bool = True, reader_args: dict | None = None,
-                  fonts: list[str] | None = None) -> DataBundle:
+                  fonts: list[str] | None = None, text_corpus: str | None = None) -> DataBundle:
     """The built-in tasks, generated on the fly (fresh training items each epoch, a fixed validation set).
 
     ``clip_augment`` (a ``crnn.data.video.augment.ClipAugment``) and ``augment_pixels`` apply to the
@@ -110,9 +110,11 @@ def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_r
         if int((reader_args or {}).get("channels", 1)) != 1:
             raise ValueError("the built-in text lines are grey: train a model with channels=1 on them")
         fonts_t = tuple(fonts) if fonts else None
-        train = TextLinesDataset(train_size, seed * 7 + 1, TextLinesConfig("train", fonts_t, height=height),
+        train = TextLinesDataset(train_size, seed * 7 + 1, TextLinesConfig("train", fonts_t, height=height,
+                                                                          corpus=text_corpus),
                                  fresh_each_epoch=True, augment=LineAugment())
-        val = TextLinesDataset(val_size, 10_007, TextLinesConfig("valid", fonts_t, height=height),
+        val = TextLinesDataset(val_size, 10_007, TextLinesConfig("valid", fonts_t, height=height,
+                                                                      corpus=text_corpus),
                                fresh_each_epoch=False)
         # lines range from 2 to 36 characters: batches of similar widths waste little on padding
         return DataBundle(train, val, train.tokenizer, train.lengths(), val.lengths(), bucket=True)

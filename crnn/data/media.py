@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-MODALITIES = ("audio", "video", "features", "image")
+from crnn.model.modality import MODALITIES  # noqa: E402  (one home; re-exported here)
 
 AUDIO_EXTENSIONS = frozenset({
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mka",

@@ -11,7 +11,7 @@ from typing import Callable, TypeVar
 
 import torch.nn as nn
 
-from crnn.data.media import MODALITIES
+from crnn.model.modality import MODALITIES
 
 _FRONTENDS: dict[str, type[nn.Module]] = {}
 T = TypeVar("T", bound=type)

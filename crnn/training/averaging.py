@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from crnn.checkpoint import CheckpointError, read_checkpoint, validate_checkpoint
+from crnn.model.checkpoint import CheckpointError, read_checkpoint, validate_checkpoint
 
 
 class WeightEMA:

@@ -44,6 +44,7 @@ class TrainConfig:
     max_bad_fraction: float = 0.5        # stop when more of the data than this is unusable (pre-scan, epoch 1)
     ema_decay: float | None = None       # keep an exponential moving average of the weights (e.g. 0.999): ema.pt
     fonts: list | None = None            # textlines: font folders/files/globs (None: system + matplotlib fonts)
+    text_corpus: str | None = None       # textlines: a file of real sentences, one per line, half the lines drawn from it
     average_last: int = 0                # average the weights of the last N epochs at the end: averaged.pt
     log_every: int = 20                  # steps between log rows
     tensorboard: bool = True             # also write TensorBoard event files

@@ -10,10 +10,10 @@ import torch
 
 from crnn.data.build import check_bad_fraction
 from crnn.data.collate import Batch
-from crnn.model import CRNN
+from crnn.model.network import CRNN
 from crnn.training import distributed as dist_utils
 from crnn.training.config import TrainConfig
-from crnn.training.evaluate import EvalResult, drop_infeasible
+from crnn.evaluation.evaluate import EvalResult, drop_infeasible
 
 
 

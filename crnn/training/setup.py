@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from crnn.checkpoint import model_from_checkpoint, read_checkpoint
+from crnn.model.checkpoint import model_from_checkpoint, read_checkpoint
 from crnn.data.build import DataBundle, build_builtin, make_tokenizer, rare_symbols, resolve_preset
 from crnn.data.collate import collate
 from crnn.data.mixing import manifest_specs, parse_manifest_spec
-from crnn.model import CRNN, create_model
+from crnn.model.network import CRNN, create_model
 from crnn.training import distributed as dist_utils
 from crnn.training.config import TrainConfig
 
@@ -67,7 +67,7 @@ def new_model(cfg: TrainConfig, modality: str, rows: list[dict] | None) -> CRNN:
     else:
         probe = create_model(preset, vocab_size=2, **cfg.model_args)
         tokenizer = build_builtin(cfg.task, 1, 1, cfg.seed, probe.sample_rate, reader_args=probe.reader_args,
-                                  fonts=cfg.fonts).tokenizer
+                                  fonts=cfg.fonts, text_corpus=cfg.text_corpus).tokenizer
     model = create_model(preset, vocab_size=len(tokenizer), **cfg.model_args)
     model.tokenizer = tokenizer
     return model

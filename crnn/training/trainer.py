@@ -16,16 +16,16 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from crnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint, write_checkpoint
+from crnn.model.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint, write_checkpoint
 from crnn.data.build import (DataError, build_builtin, data_modality,
                              manifest_data, read_rows)
 from crnn.data.video.augment import clip_augment_for
-from crnn.model import CRNN
+from crnn.model.network import CRNN
 from crnn.runtime import cpu_threads, pick_device
 from crnn.training import distributed as dist_utils
 from crnn.training.averaging import WeightEMA, average_checkpoints
 from crnn.training.config import TrainConfig
-from crnn.training.evaluate import EvalResult, evaluate
+from crnn.evaluation.evaluate import EvalResult, evaluate
 from crnn.training.run_dir import RunLock, claim_run_dir
 from crnn.training.run_log import RunLogger
 from crnn.training.step import make_optimizer, train_step
@@ -102,7 +102,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
                                augment_pixels=not clip_aug_on_device)
     else:
         bundle = build_builtin(cfg.task, cfg.train_size, cfg.val_size, cfg.seed, model.sample_rate, clip_aug,
-                               not clip_aug_on_device, reader_args=model.reader_args, fonts=cfg.fonts)
+                               not clip_aug_on_device, reader_args=model.reader_args, fonts=cfg.fonts, text_corpus=cfg.text_corpus)
     if cfg.init_from and bundle.tokenizer is not None and bundle.tokenizer.symbols != model.tokenizer.symbols:
         raise DataError(f"{cfg.init_from}: the model's units ({len(model.tokenizer.symbols)}) are not this "
                         f"task's ({len(bundle.tokenizer.symbols)}): start from a model of the same units")

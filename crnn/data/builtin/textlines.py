@@ -20,6 +20,7 @@ import glob
 import io
 import json
 import random
+import re
 import string
 import zlib
 from dataclasses import dataclass
@@ -31,15 +32,23 @@ import torch
 from torch.utils.data import Dataset
 
 from crnn.data.builtin.english_words import word_split
+from crnn.data.builtin.text_corpus import corpus_window, load_corpus
 
-SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype", "/usr/share/fonts/opentype")
+# Debian's font packages install under /usr/share/fonts; TeX Gyre and Latin Modern under texmf
+SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/share/texmf/fonts/opentype")
 PUNCT = ".,;:!?-'\"()/&%$"
 CHARSET = string.ascii_letters + string.digits + PUNCT + " "
-DEFAULT_HELD_OUT = ("STIXGeneral",)
+# Held-out families, one per kind of face: a Times-like serif, a book serif, a humanist sans, a monospace.
+# None of them is drawn for training, so the test split measures fonts the model never saw.
+DEFAULT_HELD_OUT = ("STIXGeneral", "CharisSIL", "Lato", "Inconsolata")
 # File-name parts of fonts that are not for running text (math, symbols, glyph fallbacks, display cuts), and
 # Computer Modern Text Italic as matplotlib ships it (its '$' is a pound sign); cmr10, cmss10, cmtt10 and cmb10
 # (Computer Modern roman, sans, typewriter, bold) are kept.
-NOT_TEXT_FONTS = ("math", "display", "lastresort", "stixnonuni", "stixsiz", "cmex", "cmsy", "cmmi", "cmti")
+NOT_TEXT_FONTS = ("math", "display", "lastresort", "stixnonuni", "stixsiz", "cmex", "cmsy", "cmmi", "cmti",
+                  "d050000l", "standardsymbols", "z003", "notosanssymbols", "notomusic", "notoserifdisplay",
+                  "lmmono", "lmroman", "lmsans", "texgyrechorus", "linbiolinum_k")
+# style words at the end of a font file's name, so a family's cuts group together (FreeSansBoldOblique -> FreeSans)
+_STYLE_SUFFIX = re.compile(r"(?:_[A-Z]+|(?:Bol|Bold|Ita|Italic|Oblique|Book|Medium|Light|Regular)+)$")
 SPLITS = ("train", "valid", "test")
 
 
@@ -92,6 +101,11 @@ def find_fonts(sources: Sequence[str] | None = None, charset: str = CHARSET) -> 
         where = ", ".join(sources or SYSTEM_FONT_DIRS)
         raise FileNotFoundError(f"no .ttf/.otf font covering the text-line characters in {where}")
     return sorted(by_name.values())
+
+
+def font_family(font: str | Path) -> str:
+    """The family of a font file: its name before the first '-', less trailing style words."""
+    return _STYLE_SUFFIX.sub("", Path(font).stem.split("-")[0]) or Path(font).stem
 
 
 def split_fonts(fonts: Sequence[Path], held_out: Sequence[str] = DEFAULT_HELD_OUT) -> tuple[list[Path], list[Path]]:
@@ -191,20 +205,30 @@ def random_text(rng: random.Random, words: Sequence[str], max_words: int = 6, ps
 
 
 # -- rendering --------------------------------------------------------------------------------------
-def render_line(text: str, font_path: str | Path, rng: random.Random, height: int = 32) -> torch.Tensor:
+def render_line(text: str, font_path: str | Path, rng: random.Random, height: int = 32,
+                degrade: bool = False) -> torch.Tensor:
     """Render ``text`` in the font at a random size, letter spacing, stroke weight, ink/paper, tilt,
-    perspective, blur, noise and JPEG compression.
+    perspective, blur, noise and JPEG compression; with ``degrade``, also the faults of scanned documents
+    and line segmenters: binarisation, low resolution (a small font scaled up), tight and loose crops
+    (the neighbouring lines' edges showing) and specks.
 
     Returns float32 (1, height, W) in [0, 1], width scaled with the aspect kept.
     """
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-    font = ImageFont.truetype(str(font_path), rng.randint(22, 44))
+    low_res = degrade and rng.random() < 0.15
+    font = ImageFont.truetype(str(font_path), rng.randint(9, 16) if low_res else rng.randint(22, 44))
     spacing = rng.choice([0, 0, 0, 1, 2, 4]) if rng.random() < 0.3 else 0
     left, top, right, bottom = font.getbbox(text)
     if spacing:
         right += spacing * len(text)
-    pad_x, pad_y = rng.randint(2, 10), rng.randint(1, 8)
+    crop = rng.random() if degrade else 1.0
+    if crop < 0.15:  # a tight box: the segmenter cut at (or just into) the glyphs
+        pad_x, pad_y = rng.randint(0, 2), rng.randint(-1, 1)
+    elif crop < 0.3:  # a loose box: margins, and the next lines' edges above and below
+        pad_x, pad_y = rng.randint(4, 30), rng.randint(4, max(5, font.size // 2))
+    else:
+        pad_x, pad_y = rng.randint(2, 10), rng.randint(1, 8)
     w, h = right - left + 2 * pad_x, bottom - top + 2 * pad_y
     paper, ink = rng.randint(160, 255), rng.randint(0, 100)
     im = Image.new("L", (max(w, 1), max(h, 1)), paper)
@@ -216,6 +240,8 @@ def render_line(text: str, font_path: str | Path, rng: random.Random, height: in
             x += font.getlength(ch) + spacing
     else:
         draw.text((pad_x - left, pad_y - top), text, font=font, fill=ink)
+    if 0.15 <= crop < 0.3 and rng.random() < 0.6:
+        _neighbour_lines(draw, font, rng, pad_x - left, pad_y - top, w, ink)
     weight = rng.random()  # heavier or lighter strokes than the font's own (ink is darker than paper)
     if weight < 0.15:
         im = im.filter(ImageFilter.MinFilter(3))
@@ -230,15 +256,38 @@ def render_line(text: str, font_path: str | Path, rng: random.Random, height: in
         im = im.transform(im.size, Image.PERSPECTIVE, coeffs, Image.BILINEAR, fillcolor=paper)
     if rng.random() < 0.4:
         im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    binarise = degrade and rng.random() < 0.15  # a bilevel scan: ink black, paper white
+    if binarise and rng.random() < 0.5:  # at the scan's resolution (jagged edges once resized) ...
+        im = _binarised(im, (paper + ink) / 2)
     im = im.resize((max(4, round(im.width * height / im.height)), height), Image.BILINEAR)
+    if binarise and im.mode == "L" and rng.random() < 0.5:  # ... or at the line's (hard edges)
+        im = _binarised(im, (paper + ink) / 2)
     x = np.asarray(im, dtype=np.float32) / 255.0
-    x = x + np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(0, 0.05), x.shape)
+    noise_rng = np.random.default_rng(rng.randrange(2**32))
+    x = x + noise_rng.normal(0, rng.uniform(0, 0.05), x.shape)
+    if degrade and rng.random() < 0.1:  # dust and toner specks
+        specks = noise_rng.random(x.shape) < rng.uniform(0.002, 0.01)
+        x[specks] = noise_rng.choice([0.0, 1.0], size=int(specks.sum()))
     im = Image.fromarray((np.clip(x, 0, 1) * 255).round().astype(np.uint8))
     if rng.random() < 0.3:
         buf = io.BytesIO()
         im.save(buf, format="JPEG", quality=rng.randint(25, 90))
         im = Image.open(buf).convert("L")
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)[None]
+
+
+def _binarised(im, threshold: float):
+    return im.point(lambda v: 0 if v < threshold else 255)
+
+
+def _neighbour_lines(draw, font, rng: random.Random, x: float, y: float, width: int, ink: int) -> None:
+    """Draw the bottom of a line above and the top of a line below (a segmenter's loose box shows them)."""
+    line_gap = font.size * rng.uniform(1.1, 1.5)
+    for dy in (-line_gap, line_gap):
+        if rng.random() < 0.7:
+            n = max(1, round(width / (font.size * 0.5)))
+            junk = "".join(rng.choice(string.ascii_letters + "  ") for _ in range(n))
+            draw.text((x + rng.uniform(-20, 20), y + dy), junk, font=font, fill=ink)
 
 
 def _perspective_coeffs(w: int, h: int, shrink_left: float, shrink_right: float) -> list[float]:
@@ -262,9 +311,12 @@ class TextLinesConfig:
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT  # font families kept for the test split
     height: int = 32                       # rendered line height (the image frontend's)
     max_words: int = 8                     # tokens per line at most
-    min_chars: int = 2                     # each item's target length is drawn from [min_chars, max_chars]
+    min_chars: int = 1                     # each item's target length is drawn from [min_chars, max_chars]
     max_chars: int = 36
     plain: bool = False                    # words only: lower case, no numbers or punctuation (lexicon tests)
+    corpus: str | None = None              # a text file of real sentences, one per line (None: word lists only)
+    corpus_share: float = 0.5              # share of lines taken from the corpus when there is one
+    degrade: bool = True                   # document degradations: binarised, low-res, tight/loose crops, specks
 
 
 def split_words(split: str) -> list[str]:
@@ -293,9 +345,13 @@ class TextLinesDataset(Dataset):
         # a family is drawn first, then one of its cuts: a family with many cuts does not crowd out the rest
         self.families: dict[str, list[Path]] = {}
         for f in self.fonts:
-            self.families.setdefault(f.stem.split("-")[0], []).append(f)
+            self.families.setdefault(font_family(f), []).append(f)
         self.words = split_words(config.split)
         self._held_out = frozenset(split_words("test"))
+        self.sentences: tuple[str, ...] = ()
+        if config.corpus:
+            train_s, test_s = load_corpus(str(config.corpus), CHARSET)
+            self.sentences = test_s if config.split == "test" else train_s
         self.tokenizer = textlines_tokenizer()
         self.epoch = 0
 
@@ -317,6 +373,9 @@ class TextLinesDataset(Dataset):
     def text(self, i: int, rng: random.Random | None = None) -> str:
         """Item ``i``'s transcript (what :meth:`draw` renders)."""
         rng = rng or self._rng(i)
+        c = self.config
+        if self.sentences and not c.plain and rng.random() < c.corpus_share:
+            return corpus_window(rng, self.sentences, self.target_chars(i))
         # held-out lines are real words and numbers: pseudo-words and random strings are training material
         mix = dict(pseudo=0.0, noise_strings=0.0) if self.config.split == "test" else dict(avoid=self._held_out)
         return random_text(rng, self.words, self.config.max_words, target_chars=self.target_chars(i),
@@ -330,7 +389,7 @@ class TextLinesDataset(Dataset):
         rng = self._rng(i)
         text = self.text(i, rng)
         font = rng.choice(self.families[rng.choice(sorted(self.families))])
-        return render_line(text, font, rng, self.config.height), text, font
+        return render_line(text, font, rng, self.config.height, self.config.degrade), text, font
 
     def __getitem__(self, i: int) -> dict:
         image, text, _ = self.draw(i)

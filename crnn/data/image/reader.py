@@ -16,7 +16,10 @@ from crnn.data.files import MAX_DECODE_BYTES, format_bytes, regular_file_problem
 
 LINE_IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 MAX_PIXELS = 50_000_000  # a line larger than this is a corrupt header or a decompression bomb
-MAX_LINE_ASPECT = 1.0     # height / width above this is a page or a column, not one line
+MIN_LINE_HEIGHT = 6       # pixels: fewer rows cannot hold a legible character
+PAGE_MIN_BANDS = 3        # a taller-than-wide image with this many rows of ink, blank rows between, is a page
+# the full scale of each integer pixel format Pillow reads (16-bit PNG/TIFF greys arrive as I;16 or I)
+INTEGER_MODE_RANGE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
 
 
 class ImageReadError(RuntimeError):
@@ -38,8 +41,9 @@ def read_line_image(
         height: resize to this height, width scaled alike (at least 1 px); None keeps the size. (Default: 32)
         channels: 1 (grey) or 3 (RGB). (Default: 1)
         max_bytes: budget of the decoded pixels. (Default: MAX_DECODE_BYTES)
-        allow_tall: accept an image taller than wide (a single glyph); otherwise it is refused as a
-            page of several lines. (Default: False)
+        allow_tall: accept an image taller than wide whatever it holds; otherwise such an image is refused
+            when its ink lies in several separate rows (a page or a column of lines). A short word or a
+            single glyph, taller than wide, is a line. (Default: False)
 
     Returns:
         float32 (C, H, W) in [0, 1].
@@ -72,11 +76,16 @@ def read_line_image(
                 if w * h * channels * 4 > budget:
                     raise ImageReadError(path, f"decoding would need {format_bytes(w * h * channels * 4)}, over "
                                                f"the {format_bytes(budget)} budget (CRNN_MAX_DECODE_BYTES)")
-                if not allow_tall and h > MAX_LINE_ASPECT * w:
-                    raise ImageReadError(path, f"{w}x{h} is taller than wide: a page or several lines, not one "
-                                               "text line (split it into lines first)")
+                if h < MIN_LINE_HEIGHT:
+                    raise ImageReadError(path, f"{w}x{h} is too small for a text line (at least {MIN_LINE_HEIGHT} "
+                                               "pixels high to hold a legible character)")
                 im.load()
-                im = im.convert("L" if channels == 1 else "RGB")
+                im = _to_8bit(im, path, channels)
+                if not allow_tall and h > w:
+                    bands = ink_bands(np.asarray(im.convert("L"), dtype=np.uint8))
+                    if bands >= PAGE_MIN_BANDS:
+                        raise ImageReadError(path, f"{w}x{h} holds {bands} rows of text one above the other: a page "
+                                                   "or several lines, not one text line (split it into lines first)")
                 if height is not None and h != height:
                     new_w = max(1, round(w * height / h))
                     im = im.resize((new_w, height), Image.BILINEAR)
@@ -94,6 +103,42 @@ def read_line_image(
         raise ImageReadError(path, f"cannot decode: {reason}") from None
     x = torch.from_numpy(arr.copy()).float().div_(255.0)
     return x.unsqueeze(0) if channels == 1 else x.permute(2, 0, 1).contiguous()
+
+
+def _to_8bit(im, path: Path, channels: int):
+    """The image in 8-bit L or RGB, integer formats scaled by their own range (a 16-bit grey is divided by
+    65535/255, not clipped at 255); float images must lie in [0, 1]."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode in INTEGER_MODE_RANGE or mode in ("I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ImageReadError(path, f"non-finite pixel values (mode {mode})")
+        if mode == "F":
+            full = 1.0
+        elif mode == "I":  # 32-bit integers: PNG's 16-bit greys on older Pillow, or a 32-bit TIFF
+            full = 65535.0 if im.format == "PNG" or arr.max(initial=0) <= 65535 else 2.0**32 - 1
+        else:
+            full = float(INTEGER_MODE_RANGE[mode])
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > full:
+            raise ImageReadError(path, f"pixel values outside the format's range [0, {full:g}] (mode {mode})")
+        im = Image.fromarray((arr * (255.0 / full)).round().astype(np.uint8), mode="L")
+    return im.convert("L" if channels == 1 else "RGB")
+
+
+def ink_bands(grey: np.ndarray) -> int:
+    """Rows of ink in a grey ``(H, W)`` uint8 image, counted as runs of inked rows between blank ones
+    (ink: darker than the paper by a third of the image's contrast, on its dominant background)."""
+    g = grey.astype(np.float32)
+    lo, hi = np.percentile(g, 2), np.percentile(g, 98)
+    if hi - lo < 32:
+        return 0  # no contrast: no text to count
+    paper_light = np.median(g) >= (lo + hi) / 2
+    ink = g < hi - (hi - lo) / 3 if paper_light else g > lo + (hi - lo) / 3
+    inked_rows = ink.mean(axis=1) > 0.01
+    starts = np.flatnonzero(inked_rows[1:] & ~inked_rows[:-1]).size + int(inked_rows[0])
+    return int(starts)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 
 from crnn.ctc import align
-from crnn.metrics import error_rates
+from crnn.evaluation.metrics import error_rates
 
 
 def label_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from crnn.config import PRESETS, ModelConfig
-from crnn.encoder import RecurrentEncoder
+from crnn.model.presets import PRESETS, ModelConfig
+from crnn.model.encoder import RecurrentEncoder
 from crnn.frontends import build_frontend, reader_args
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from crnn.config import ModelConfig
-from crnn.model import CRNN
+from crnn.model.presets import ModelConfig
+from crnn.model.network import CRNN
 from crnn.tokenizer import Tokenizer
 
 CHECKPOINT_FORMAT = "crnn-checkpoint"

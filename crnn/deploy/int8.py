@@ -7,15 +7,15 @@ stays fp32: int8 activations of raw audio or pixels lose the quiet parts. Cells 
 equations (``gru_ref``, ``mingru`` ...) keep fp32 recurrent weights; only their ``Linear`` modules,
 if any, are quantized. Dynamic quantization runs on the CPU only.
 
-``manifest_wer`` decodes a held-out manifest greedily with any model that maps ``(x, lengths)`` to
-``(log_probs, out_lengths)`` (a CRNN, its int8 copy, an ``OnnxModel``), so fp32 and int8 are scored
-the same way; ``crnn export --quantize int8 --check`` and ``bench/cpu_deploy.py`` use it.
+``quantize_onnx(src, dst)`` writes an int8 copy of an exported ONNX file (onnxruntime dynamic
+quantization). Either is scored against its fp32 model by ``crnn.evaluation.manifest.manifest_wer``.
 """
 from __future__ import annotations
 
 import warnings
 from copy import deepcopy
-from dataclasses import dataclass
+import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,10 +24,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from crnn.cells.base import map_state
 from crnn.cells.torch_rnn import _TorchRNNLayer
-from crnn.model import CRNN
+from crnn.deploy.graphs import ExportError, require
+from crnn.model.network import CRNN
 
-# The most WER (in points) an int8 model may lose against its fp32 model before export refuses it.
-MAX_WER_LOSS = 0.5
 
 
 class QuantizedRNNLayer(nn.Module):
@@ -103,65 +102,42 @@ def _quantized_linear(module: nn.Module) -> nn.Module:
     return holder.m
 
 
-# -- accuracy on a held-out manifest --------------------------------------------------------------
-@dataclass
-class WerResult:
-    """Greedy word error rate of one model on one manifest (labels for video models)."""
+def quantize_onnx(src: str | Path, dst: str | Path) -> Path:
+    """Write an int8 copy of the ONNX file ``src`` to ``dst``: onnxruntime dynamic quantization.
 
-    wer: float  # 0..1
-    word_errors: int
-    words: int
-    items: int
-    skipped: int  # unreadable items
-
-
-def manifest_wer(model: Any, manifest: str, batch_size: int = 16, manifest_format: str | None = None) -> WerResult:
-    """Decode ``manifest`` greedily with ``model`` on the CPU and score it.
-
-    Args:
-        model: ``model(x, lengths) -> (log_probs (B, T', V), out_lengths (B,))`` with ``tokenizer``,
-            ``modality`` and ``reader_args`` (a CRNN, its int8 copy or an ``OnnxModel``).
-        manifest: a manifest file or corpus folder (``crnn.data.build.read_rows``).
-        batch_size: utterances per call.
-
-    Raises:
-        ManifestError / ValueError naming the manifest; EmptyMetricError when nothing could be scored.
+    The weights of MatMul/Gemm outside the frontend (the head, the input projections of cells exported as
+    a Scan) and of native LSTM operators (``DynamicQuantizeLSTM``) are stored as int8 and their
+    activations quantized per call, so no calibration data is needed; the features (DFT, mel filterbank),
+    native GRU/RNN operators (onnxruntime has no int8 kernel for them) and Scan loops stay fp32. The metadata (vocabulary, config) is kept,
+    so ``OnnxModel`` and ``crnn decode`` read the int8 file like the fp32 one.
     """
-    from torch.utils.data import DataLoader
+    require("onnxruntime", "int8 quantization")
+    onnx = require("onnx", "int8 quantization")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from crnn.data.build import make_dataset, read_rows
-    from crnn.data.collate import collate
-    from crnn.data.media import modality_of_rows
-    from crnn.decoding.greedy import ctc_greedy
-    from crnn.metrics import EmptyMetricError, error_counts
+    src, dst = Path(src), Path(dst)
+    import onnxscript.optimizer
 
-    rows = read_rows(manifest, manifest_format)
-    if not rows:
-        raise ValueError(f"{manifest}: no utterances")
-    if modality_of_rows(rows) != model.modality:
-        raise ValueError(f"{manifest}: holds {modality_of_rows(rows)} data, but the model reads {model.modality}")
-    dataset = make_dataset(rows, model.tokenizer, model.modality, model.reader_args, train=False)
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    errors = words = items = skipped = 0
-    with torch.inference_mode():
-        for batch in loader:
-            skipped += len(batch.skipped)
-            if len(batch) == 0:
-                continue
-            log_probs, lens = model(batch.x, batch.x_lens)
-            for ref, hyp in zip(batch.texts, ctc_greedy(log_probs, lens)):
-                counts = error_counts(ref, model.tokenizer.decode(hyp.tokens))
-                errors, words, items = errors + counts["word_errors"], words + counts["words"], items + 1
-    if words == 0:
-        raise EmptyMetricError(f"{manifest}: no reference words to score ({skipped} unreadable items)")
-    return WerResult(errors / words, errors, words, items, skipped)
-
-
-def wer_loss_report(fp32: WerResult, int8: WerResult, limit: float = MAX_WER_LOSS) -> tuple[str, bool]:
-    """One line comparing the two, and whether int8 stays within ``limit`` WER points of fp32."""
-    loss = 100 * (int8.wer - fp32.wer)
-    ok = loss <= limit
-    line = (f"WER fp32 {100 * fp32.wer:.2f}% ({fp32.word_errors}/{fp32.words}), int8 {100 * int8.wer:.2f}% "
-            f"({int8.word_errors}/{int8.words}): {loss:+.2f} points"
-            + ("" if ok else f", more than the {limit:g} allowed"))
-    return line, ok
+    proto = onnx.load(str(src))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    # Fold the weights' transposes into initializers: only initializer weights are quantized.
+    proto = onnxscript.optimizer.optimize(proto)
+    folded = dst.with_name(dst.stem + ".folded" + dst.suffix)
+    onnx.save_model(proto, str(folded))
+    # The features stay fp32: int8 activations of raw audio / a mel filterbank lose the quiet parts.
+    frontend = [n.name for n in proto.graph.node if any(i.startswith("model.frontend.") for i in n.input)]
+    logging.disable(logging.WARNING)  # the quantizer's advice to pre-process: the fold above does that
+    try:
+        quantize_dynamic(str(folded), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
+                         nodes_to_exclude=frontend)
+    except Exception as e:
+        raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {str(e)[-500:]})") from None
+    finally:
+        logging.disable(logging.NOTSET)
+        folded.unlink(missing_ok=True)
+    proto = onnx.load(str(dst))
+    del proto.metadata_props[:]
+    for key, value in {**meta, "quantization": "int8-dynamic"}.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save_model(proto, str(dst))
+    return dst

@@ -15,7 +15,7 @@ the runtime needs no DSP of its own::
 Concatenating every call's ``log_probs[:lengths]`` and the last call's ``tail_log_probs[:tail_lengths]``
 gives the offline graph's log-probs of the same samples (global or no normalisation: equal within
 float32 rounding; per-utterance normalisation uses the statistics heard so far, as
-``crnn.streaming.StreamingRecognizer`` does). Streams in a batch advance in lockstep, each with its own end.
+``crnn.inference.streaming.StreamingRecognizer`` does). Streams in a batch advance in lockstep, each with its own end.
 
 Why chunks are a multiple of ``hop x conv stride`` samples: every chunk then adds a whole number of
 output frames at the same phase of the conv stride, so the graph's shapes and slices are static.
@@ -30,16 +30,18 @@ import torch
 import torch.nn as nn
 
 from crnn.lengths import conv_out_length
-from crnn.model import CRNN
+from crnn.deploy.graphs import ExportError, check_exportable, exporting, pack_states, state_layout, unpack_states
+from crnn.deploy.onnx_writer import AUDIO_CHUNKS, export_metadata, to_onnx
+from crnn.model.modality import forward_only, is_log_mel
+from crnn.model.network import CRNN
 
-STREAMING_FORMAT = "audio-chunks"
 
 
 class StreamingModelGraph(nn.Module):
     """See the module docstring. Built from a forward-only CRNN with the ``audio`` frontend.
 
     Args:
-        model: the model (a CPU copy in export mode, see ``crnn.export._exporting``).
+        model: the model (a CPU copy in export mode, see ``crnn.export.exporting``).
         context: output frames of left context the conv stack re-reads (its receptive field is less).
     """
 
@@ -123,7 +125,7 @@ class StreamingModelGraph(nn.Module):
         n_done, n_tail = complete.sum(1), pending.sum(1)
 
         # -- recurrent layers: complete frames carry the state; the tail runs from it and is dropped ---
-        states = self._unpack(rnn_in)
+        states = unpack_states(rnn_in)
         enc, _, new = self.model.encoder(slots[:, :k], n_done, states)
         log_probs = self.model.forward_head(enc)  # (B, k, V)
         tail_idx = torch.clamp(n_done[:, None] + torch.arange(self.extra)[None, :], max=k + self.extra - 1)
@@ -135,7 +137,7 @@ class StreamingModelGraph(nn.Module):
         mel_out = window[:, window.size(1) - self.ctx:]
         count_out = count_in + num_samples
         return (log_probs, n_done, tail_log_probs, n_tail, samples_out, mel_out, count_out, stats.clone(),
-                self._pack(new))
+                pack_states(new))
 
     def _normalize(self, mel: torch.Tensor, valid: torch.Tensor, stats: torch.Tensor):
         """The frontend's normalisation; per-utterance: statistics of every valid frame so far (float64)."""
@@ -149,42 +151,26 @@ class StreamingModelGraph(nn.Module):
         var = (stats[:, 2:3] / count - mean ** 2).clamp(min=0)
         return self.fe.normalize(mel.double(), mean, var).float(), stats
 
-    def _unpack(self, rnn: torch.Tensor) -> list:
-        """(L, K, B, H) -> per-layer states ((1, B, H), or an (h, c) pair)."""
-        out = []
-        for layer in rnn.unbind(0):
-            leaves = [s.unsqueeze(0) for s in layer.unbind(0)]
-            out.append(leaves[0] if len(leaves) == 1 else tuple(leaves))
-        return out
-
-    @staticmethod
-    def _pack(states: list) -> torch.Tensor:
-        return torch.stack([torch.stack([s[0] for s in (n if isinstance(n, tuple) else (n,))]) for n in states])
-
 
 def check_streamable(model: CRNN) -> None:
-    from crnn.export import ExportError
-
-    if model.cfg.bidirectional:
+    if not forward_only(model):
         raise ExportError("a streaming graph needs forward-only recurrent layers: this model is bidirectional")
-    if getattr(model.frontend, "modality", None) != "audio" or not hasattr(model.frontend, "log_mel"):
+    if not is_log_mel(model.frontend):
         raise ExportError(f"the whole-model streaming graph needs the log-mel audio frontend, not "
                           f"{model.cfg.frontend!r}")
 
 
 def export_streaming_model_onnx(model: CRNN, path: str | Path) -> Path:
     """Write the whole-model streaming graph of a forward-only audio model (see the module docstring)."""
-    from crnn.export import _exporting, _to_onnx, check_exportable, export_metadata, state_layout
-
     check_exportable(model)
     check_streamable(model)
     L, K, H = state_layout(model)
     meta = export_metadata(model)
-    with _exporting(model, native_rnn=True) as copy:
+    with exporting(model, native_rnn=True) as copy:
         graph = StreamingModelGraph(copy)
         shapes = graph.state_shapes(2)
         meta.update({
-            "streaming": STREAMING_FORMAT,
+            "streaming": AUDIO_CHUNKS,
             "input_name": "audio",
             "chunk_multiple": str(graph.unit),
             "state_names": json.dumps(["samples", "mel", "count", "stats", "rnn"]),
@@ -203,4 +189,4 @@ def export_streaming_model_onnx(model: CRNN, path: str | Path) -> Path:
         names_in = ["audio", "num_samples", "samples_in", "mel_in", "count_in", "stats_in", "rnn_in"]
         names_out = ["log_probs", "lengths", "tail_log_probs", "tail_lengths", "samples_out", "mel_out", "count_out",
                      "stats_out", "rnn_out"]
-        return _to_onnx(graph, args, names_in, names_out, dyn, meta, path)
+        return to_onnx(graph, args, names_in, names_out, dyn, meta, path)

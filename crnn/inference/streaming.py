@@ -25,7 +25,7 @@ import torch
 
 from crnn.decoding.greedy import ctc_greedy
 from crnn.decoding.hypothesis import Hypothesis
-from crnn.model import CRNN
+from crnn.model.network import CRNN
 
 
 class StreamingError(ValueError):

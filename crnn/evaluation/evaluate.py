@@ -14,8 +14,8 @@ import torch
 from crnn.ctc import ctc_loss, ctc_min_frames_batch
 from crnn.data.collate import Batch
 from crnn.decoding import Decoder, DecodeOptions, Hypothesis
-from crnn.metrics import EmptyMetricError, error_counts, rates
-from crnn.model import CRNN
+from crnn.evaluation.metrics import EmptyMetricError, error_counts, rates
+from crnn.model.network import CRNN
 from crnn.training import distributed as dist_utils
 
 __all__ = ["EvalResult", "EmptyMetricError", "drop_infeasible", "evaluate"]
@@ -46,9 +46,10 @@ class EvalResult:
         return self.exact / self.items
 
 
-def infeasible_items(batch: Batch, model: CRNN) -> tuple[torch.Tensor, list[str]]:
-    """(B,) bool: items whose label cannot fit their output frames under CTC, and a message for each."""
-    frames = model.output_lengths(batch.x_lens)
+def infeasible_items(batch: Batch, model: CRNN, frames: torch.Tensor | None = None) -> tuple[torch.Tensor, list[str]]:
+    """(B,) bool: items whose label cannot fit their output frames under CTC, and a message for each.
+    ``frames`` (B,): the output lengths when the forward pass gave them (Default: the model's formula)."""
+    frames = model.output_lengths(batch.x_lens) if frames is None else frames.cpu()
     need = ctc_min_frames_batch(batch.y, batch.y_lens)
     bad = need > frames
     msgs = [f"{batch.paths[i]}: label needs {int(need[i])} frames under CTC, input gives {int(frames[i])}"
@@ -82,7 +83,7 @@ def evaluate(
     """Decode every batch and score it against its references.
 
     Args:
-        model: a CRNN (or DDP-wrapped one); put in eval mode here.
+        model: a CRNN (or DDP-wrapped one), its int8 copy or an exported ``OnnxModel``; put in eval mode here.
         batches: a DataLoader (or any iterable) of ``Batch``; unreadable items arrive as ``batch.skipped``.
         decoder: ``(log_probs (B, T', V), lengths (B,)) -> n-best lists`` (Default: greedy).
         device: where the model runs.
@@ -109,20 +110,20 @@ def evaluate(
         skipped += [f"{b.path}: {b.reason}" if b.path not in b.reason else b.reason for b in batch.skipped]
         if len(batch) == 0:
             continue
-        infeasible, notes = infeasible_items(batch, core)
-        too_short += notes
-        fits = (~infeasible).nonzero().flatten()  # (B',) items with a finite loss and an alignment
         b = batch.to(device)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             log_probs, lens = core(b.x, b.x_lens)  # (B, T', V) fp32, (B,)
+        infeasible, notes = infeasible_items(batch, core, lens)
+        too_short += notes
+        fits = (~infeasible).nonzero().flatten()  # (B',) items with a finite loss and an alignment
         if fits.numel():
             on = fits.to(log_probs.device)
             losses = ctc_loss(log_probs[on], lens[on], b.y[on], b.y_lens[on], reduction="none") / b.y_lens[on].clamp(min=1)
             loss_sum += float(losses.sum())
             loss_items += fits.numel()
         items += len(batch)
-        if batch.frame_labels is not None and fits.numel():
-            from crnn.video_metrics import frame_accuracy
+        if batch.frame_labels is not None and fits.numel() and isinstance(core, torch.nn.Module):
+            from crnn.evaluation.frame_accuracy import frame_accuracy
 
             keep = fits.tolist()
             tokens = [batch.y[i, :batch.y_lens[i]].tolist() for i in keep]
