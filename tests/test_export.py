@@ -10,7 +10,7 @@ from cli_helpers import run_cli
 
 import crnn
 from crnn.cells.base import export_mode
-from crnn.cells.registry import _CELLS
+from crnn.cells.registry import CELLS
 from crnn.checkpoint import CheckpointError, save_checkpoint
 from crnn.data.builtin.dtmf import dtmf_tokenizer, generate_utterance
 from crnn.export import (ExportError, OnnxModel, export_metadata, export_onnx, export_streaming_onnx,
@@ -272,7 +272,7 @@ def test_cell_without_exportable_path_is_refused_by_name():
         with pytest.raises(ExportError, match="plain_test_cell.*cannot be exported"):
             export_onnx(model, "unused.onnx")
     finally:
-        _CELLS.pop("plain_test_cell")
+        CELLS.unregister("plain_test_cell")
 
 
 def test_streaming_export_of_bidirectional_model_is_refused():

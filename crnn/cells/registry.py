@@ -17,7 +17,9 @@ from typing import Callable, TypeVar
 
 import torch.nn as nn
 
-_CELLS: dict[str, type[nn.Module]] = {}
+from crnn.registry import Registry
+
+CELLS: Registry[type[nn.Module]] = Registry("cell")
 
 T = TypeVar("T", bound=type)
 
@@ -31,7 +33,7 @@ def register_cell(name: str) -> Callable[[T], T]:
     def wrap(cls: T) -> T:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise TypeError(f"register_cell({name!r}) expects an nn.Module subclass, got {cls!r}")
-        _CELLS[name] = cls
+        CELLS.register(name, cls)
         cls.cell_name = name
         return cls
 
@@ -40,14 +42,9 @@ def register_cell(name: str) -> Callable[[T], T]:
 
 def get_cell(cell: str | type[nn.Module]) -> type[nn.Module]:
     """Return the layer class for a registered name, or ``cell`` itself when it is a class."""
-    if isinstance(cell, type):
-        return cell
-    try:
-        return _CELLS[cell]
-    except KeyError:
-        raise KeyError(f"unknown cell {cell!r}; registered cells: {', '.join(list_cells())}") from None
+    return cell if isinstance(cell, type) else CELLS.get(cell)
 
 
 def list_cells() -> list[str]:
     """Names of all registered recurrent cells, sorted."""
-    return sorted(_CELLS)
+    return CELLS.names()

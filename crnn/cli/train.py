@@ -9,6 +9,7 @@ from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugin
                               parse_key_values,
                               positive_float, positive_int)
 from crnn.data.manifest import manifest_formats
+from crnn.data.tasks import TASKS
 from crnn.tokenizer import TEXT_NORMS, UNITS
 
 
@@ -17,7 +18,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     d = p.add_argument_group("data")
     d.add_argument("--out", default=None,
                    help="output folder (best.pt, last.pt, log.csv, tb/); default runs/<task> or runs/<manifest name>")
-    d.add_argument("--task", default="dtmf", choices=["dtmf", "actions", "actions_basic", "textlines"],
+    d.add_argument("--task", default="dtmf", choices=TASKS.names(),
                    help="built-in data when no manifest is given (actions_basic: the action task's original look; "
                         "textlines: printed lines rendered on the fly)")
     d.add_argument("--fonts", action="append", metavar="PATH",
@@ -135,16 +136,14 @@ def vtlp_range(text: str) -> float:
     return value
 
 
-# Built-in tasks with their own budget: the action task trains for 30 epochs or 30 minutes, whichever
-# ends first, the learning rate annealed over whichever it is, so its default run ends in its stated
-# time on a CPU and ends annealed. Anything given on the command line wins.
-TASK_BUDGETS = {"actions": dict(epochs=30, max_minutes=30.0, time_schedule=True)}
+# A built-in task may carry its own budget (crnn.data.tasks: the action task's 30 epochs or 30 minutes,
+# annealed over whichever ends first); anything given on the command line wins.
 BUDGET_DEFAULTS = dict(epochs=10, max_minutes=None, time_schedule=False)
 
 
 def budget_from_args(args: argparse.Namespace) -> dict:
     """epochs, max_minutes, time_schedule: the command line's, else the built-in task's, else the defaults."""
-    task = TASK_BUDGETS.get(args.task, {}) if not args.train_manifest else {}
+    task = TASKS.get(args.task).budget if not args.train_manifest else {}
     return {k: getattr(args, k) if getattr(args, k) is not None else task.get(k, default)
             for k, default in BUDGET_DEFAULTS.items()}
 

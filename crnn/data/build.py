@@ -14,13 +14,10 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from crnn.data.media import modality_of_rows
+from crnn.data.tasks import TASKS, TaskRequest
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
-# Preset used when the user names none: per built-in task, and per modality of manifest data.
-BUILTIN_PRESET = {"dtmf": "tiny", "actions": "video_motion_tiny", "actions_basic": "video_tiny",
-                  "textlines": "image_tiny"}
-BUILTIN_MODALITY = {"dtmf": "audio", "actions": "video", "actions_basic": "video", "textlines": "image"}
-BUILTIN_TASKS = tuple(BUILTIN_MODALITY)
+# Preset used when the user names none, per modality of manifest data (built-in tasks name their own).
 DEFAULT_PRESET = {"audio": "small", "video": "video_tiny", "features": "features_tiny", "image": "image_tiny"}
 
 
@@ -61,16 +58,14 @@ def data_modality(task: str, rows: list[dict] | None, requested: str = "auto") -
         return requested
     if rows is not None:
         return modality_of_rows(rows)
-    if task not in BUILTIN_MODALITY:
-        raise ValueError(f"unknown built-in task {task!r} (choose {', '.join(BUILTIN_TASKS)}, or give --train-manifest)")
-    return BUILTIN_MODALITY[task]
+    return TASKS.get(task).modality
 
 
 def resolve_preset(preset: str | None, task: str, modality: str, manifest_data: bool) -> str:
     """The model preset: the user's, else the built-in task's, else the modality's default."""
     if preset:
         return preset
-    return DEFAULT_PRESET[modality] if manifest_data else BUILTIN_PRESET[task]
+    return DEFAULT_PRESET[modality] if manifest_data else TASKS.get(task).preset
 
 
 def make_tokenizer(texts: list[str], modality: str, text_norm: str = "auto", units: str = "char",
@@ -93,48 +88,12 @@ def make_tokenizer(texts: list[str], modality: str, text_norm: str = "auto", uni
 
 
 def build_builtin(task: str, train_size: int, val_size: int, seed: int, sample_rate: int | None,
-                  clip_augment: Any = None, augment_pixels: bool = True, reader_args: dict | None = None,
-                  fonts: list[str] | None = None, text_corpus: str | None = None) -> DataBundle:
-    """The built-in tasks, generated on the fly (fresh training items each epoch, a fixed validation set).
-
-    ``clip_augment`` (a ``crnn.data.video.augment.ClipAugment``) and ``augment_pixels`` apply to the
-    action task's training clips; ``actions_basic`` is that task in its original, narrower look.
-    ``textlines`` renders lines at the model's ``reader_args["height"]`` in ``fonts`` (folders, files,
-    globs; None: the system's and matplotlib's), the held-out families left out of training.
-    """
-    if task == "textlines":
-        from crnn.data.builtin.textlines import TextLinesConfig, TextLinesDataset
-        from crnn.data.image.augment import LineAugment
-
-        height = int((reader_args or {}).get("height", 32))
-        if int((reader_args or {}).get("channels", 1)) != 1:
-            raise ValueError("the built-in text lines are grey: train a model with channels=1 on them")
-        fonts_t = tuple(fonts) if fonts else None
-        train = TextLinesDataset(train_size, seed * 7 + 1, TextLinesConfig("train", fonts_t, height=height,
-                                                                          corpus=text_corpus),
-                                 fresh_each_epoch=True, augment=LineAugment())
-        val = TextLinesDataset(val_size, 10_007, TextLinesConfig("valid", fonts_t, height=height,
-                                                                      corpus=text_corpus),
-                               fresh_each_epoch=False)
-        # lines range from 2 to 36 characters: batches of similar widths waste little on padding
-        return DataBundle(train, val, train.tokenizer, train.lengths(), val.lengths(), bucket=True)
-    if task == "dtmf":
-        from crnn.data.builtin.dtmf import DTMFDataset
-
-        train = DTMFDataset(train_size, seed=seed * 7 + 1, sample_rate=sample_rate, fresh_each_epoch=True)
-        val = DTMFDataset(val_size, seed=10_007, sample_rate=sample_rate, fresh_each_epoch=False)
-        return DataBundle(train, val, train.tokenizer)
-    if task in ("actions", "actions_basic"):
-        from crnn.data.builtin.actions import ActionsConfig, ActionsDataset, actions_tokenizer
-
-        look = ActionsConfig(look="basic" if task == "actions_basic" else "varied")
-        # the clips come at the model's frame size, as a reader resizes files to it
-        frame_size = (int((reader_args or {}).get("height", look.size)), int((reader_args or {}).get("width", look.size)))
-        train = ActionsDataset(train_size, seed=seed * 7 + 1, train=True, config=look,
-                               clip_augment=clip_augment, augment_pixels=augment_pixels, frame_size=frame_size)
-        val = ActionsDataset(val_size, seed=10_007, train=False, config=look, frame_size=frame_size)
-        return DataBundle(train, val, actions_tokenizer())
-    raise ValueError(f"unknown built-in task {task!r} (choose {', '.join(BUILTIN_TASKS)}, or give --train-manifest)")
+                  reader_args: dict | None = None, **options: Any) -> DataBundle:
+    """A built-in task's data (``crnn.data.tasks``): fresh training items each epoch, a fixed validation
+    set. ``options`` are the task's own (textlines: ``fonts``, ``text_corpus``; actions: ``clip_augment``,
+    ``augment_pixels``)."""
+    request = TaskRequest(train_size, val_size, seed, sample_rate, dict(reader_args or {}), options)
+    return TASKS.get(task).build(request)
 
 
 def make_dataset(rows: list[dict], tokenizer: Tokenizer, modality: str, reader_args: dict, train: bool,

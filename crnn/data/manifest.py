@@ -22,6 +22,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from crnn.registry import Registry
 from crnn.data.errors import ManifestError
 
 PATH_KEYS = ("path", "audio_filepath")  # first found wins; NeMo uses audio_filepath
@@ -149,7 +150,7 @@ class Layout:
     checked: bool = True
 
 
-_LAYOUTS: dict[str, Layout] = {}
+LAYOUTS: Registry[Layout] = Registry("manifest format")  # in registration order: the order detection asks them
 PLAIN_FORMATS = ("jsonl", "csv", "tsv")  # read here; every other format is a registered layout
 
 
@@ -157,13 +158,12 @@ def register_layout(layout: Layout) -> Layout:
     """Add a corpus layout to detection and to ``--manifest-format``."""
     if layout.name in PLAIN_FORMATS:
         raise ValueError(f"{layout.name!r} is a built-in manifest format")
-    _LAYOUTS[layout.name] = layout
-    return layout
+    return LAYOUTS.register(layout.name, layout)
 
 
 def manifest_formats() -> tuple[str, ...]:
     """The names ``read_manifest(format=...)`` and ``--manifest-format`` accept."""
-    return PLAIN_FORMATS + tuple(_LAYOUTS)
+    return PLAIN_FORMATS + tuple(name for name, _ in LAYOUTS.items())
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -180,7 +180,7 @@ def detect_format(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.exists():
         raise ManifestError(f"{path}: no such manifest file or corpus folder")
-    for layout in _LAYOUTS.values():
+    for layout in (layout for _, layout in LAYOUTS.items()):
         if layout.detect is None:
             continue
         if layout.folder == path.is_dir() and layout.detect(path):
@@ -188,7 +188,7 @@ def detect_format(path: str | os.PathLike) -> str:
         if path.is_file() and path.name in layout.member_files and layout.detect(path.parent):
             return layout.name
     if path.is_dir():
-        known = [layout.what or layout.name for layout in _LAYOUTS.values() if layout.folder]
+        known = [layout.what or layout.name for layout in (layout for _, layout in LAYOUTS.items()) if layout.folder]
         listed = ", ".join(known[:-1]) + f" or {known[-1]}" if len(known) > 1 else "".join(known)
         raise ManifestError(f"{path}: a directory but not a {listed} layout")
     suffix = path.suffix.lower()
@@ -220,7 +220,7 @@ def read_manifest(source: str | os.PathLike, format: str | None = None) -> list[
         raise ManifestError(f"unknown manifest format {format!r} (choose from {', '.join(manifest_formats())})")
     if not path.exists():
         raise ManifestError(f"{path}: no such manifest file or corpus folder")
-    layout = _LAYOUTS.get(fmt)
+    layout = LAYOUTS.get(fmt) if fmt in LAYOUTS else None
     if layout is None:
         if path.is_dir():
             raise ManifestError(f"{path}: format {fmt!r} reads a file")

@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 import torch
 
-from crnn.model.modality import MODALITIES  # noqa: E402  (one home; re-exported here)
+from crnn.model.modality import MODALITIES  # one home; re-exported here
+from crnn.registry import Registry
 
 AUDIO_EXTENSIONS = frozenset({
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mka",
@@ -66,7 +67,7 @@ def expand_inputs(inputs: list[str], modality: str) -> list[str]:
 
 
 ReaderFactory = Callable[[dict], Callable[[str], torch.Tensor]]
-_READERS: dict[str, ReaderFactory] = {}
+READERS: Registry[ReaderFactory] = Registry("reader")
 
 
 def register_reader(modality: str, factory: ReaderFactory) -> None:
@@ -77,7 +78,7 @@ def register_reader(modality: str, factory: ReaderFactory) -> None:
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
-    _READERS[modality] = factory
+    READERS.register(modality, factory)
 
 
 def make_reader(modality: str, reader_args: dict) -> Callable[[str], torch.Tensor]:
@@ -86,6 +87,4 @@ def make_reader(modality: str, reader_args: dict) -> Callable[[str], torch.Tenso
     audio: (S,) waveform at ``sample_rate``; video: uint8 (T, 3, H, W) frames at ``fps`` and size,
     or (T, D) ``.npy`` features; features: (T, D) float32.
     """
-    if modality not in _READERS:
-        raise ValueError(f"no reader for modality {modality!r} (registered: {', '.join(sorted(_READERS))})")
-    return _READERS[modality](dict(reader_args))
+    return READERS.get(modality)(dict(reader_args))

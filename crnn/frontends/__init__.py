@@ -12,9 +12,16 @@ from typing import Callable, TypeVar
 import torch.nn as nn
 
 from crnn.model.modality import MODALITIES
+from crnn.registry import Registry
 
-_FRONTENDS: dict[str, type[nn.Module]] = {}
 T = TypeVar("T", bound=type)
+
+
+def _import_builtins() -> None:
+    from crnn.frontends import audio, image, video  # noqa: F401
+
+
+FRONTENDS: Registry[type[nn.Module]] = Registry("frontend", builtins=_import_builtins)
 
 
 def register_frontend(name: str, modality: str = "audio") -> Callable[[T], T]:
@@ -28,7 +35,7 @@ def register_frontend(name: str, modality: str = "audio") -> Callable[[T], T]:
         raise ValueError(f"frontend {name!r}: modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
 
     def wrap(cls: T) -> T:
-        _FRONTENDS[name] = cls
+        FRONTENDS.register(name, cls)
         cls.frontend_name = name
         cls.modality = modality
         return cls
@@ -37,11 +44,7 @@ def register_frontend(name: str, modality: str = "audio") -> Callable[[T], T]:
 
 
 def frontend_class(name: str) -> type[nn.Module]:
-    _import_builtins()
-    try:
-        return _FRONTENDS[name]
-    except KeyError:
-        raise KeyError(f"unknown frontend {name!r}; registered: {', '.join(list_frontends())}") from None
+    return FRONTENDS.get(name)
 
 
 def frontend_modality(name: str) -> str:
@@ -55,8 +58,7 @@ def build_frontend(name: str, args: dict) -> nn.Module:
 
 
 def list_frontends() -> list[str]:
-    _import_builtins()
-    return sorted(_FRONTENDS)
+    return FRONTENDS.names()
 
 
 # What a file reader needs from a frontend of each modality to feed it (resampling, frame rate, size).
@@ -85,7 +87,3 @@ def reader_args(frontend: nn.Module) -> dict:
         raise ValueError(f"frontend {name!r} ({modality}) has no {', '.join(missing)}: give the class a "
                          f"{missing[0]!r} attribute (or config field), or pass --frontend-arg {missing[0]}=VALUE")
     return out
-
-
-def _import_builtins() -> None:
-    from crnn.frontends import audio, image, video  # noqa: F401
