@@ -157,10 +157,6 @@ class Tokenizer:
         syms = [self.symbols[i - 1] for i in ids if i != 0]
         return " ".join(syms) if self.kind == "label" else "".join(syms)
 
-    def decode_labels(self, ids: Iterable[int]) -> list[str]:
-        """Token ids -> list of symbols."""
-        return [self.symbols[i - 1] for i in ids if i != 0]
-
     @property
     def word_separator(self) -> int | None:
         """Id of the space character for char tokenizers (None if absent or label kind)."""

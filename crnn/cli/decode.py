@@ -18,7 +18,7 @@ def load_decoding_model(checkpoint: str, device):
     """The model ``--checkpoint`` names, in eval mode with its tokenizer: a checkpoint, or an exported
     ``.onnx`` file run by onnxruntime (raises CheckpointError / ExportError naming the file)."""
     if checkpoint.endswith(".onnx"):
-        from crnn.deploy.graphs import OnnxModel
+        from crnn.deploy.runner import OnnxModel
 
         return OnnxModel(checkpoint)
     from crnn.model.checkpoint import load_model
@@ -153,114 +153,6 @@ def emit(args: argparse.Namespace, r, nbest: int, targets) -> None:
             print(f"{r.path}\t{h.text}\t(n-best, score {h.score:.3f})", flush=True)
 
 
-def _chunks_of(path: str, sample_rate: int, chunk: int):
-    """Waveform chunks (S_i,) of a file read in blocks, or of 16-bit little-endian mono PCM on stdin for ``-``."""
-    import numpy as np
-    import torch
-
-    if path == "-":
-        from crnn.data.audio import AudioReadError
-
-        if sys.stdin is None or sys.stdin.closed:
-            raise AudioReadError("-", "standard input is closed")
-        while True:
-            try:
-                data = sys.stdin.buffer.read(2 * chunk)
-            except (OSError, ValueError) as e:
-                raise AudioReadError("-", f"cannot read standard input ({e})") from None
-            if not data:
-                return
-            data = data[: len(data) // 2 * 2]
-            yield torch.from_numpy(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0)
-        return
-    from crnn.data.audio.blocks import open_audio, to_model_rate
-
-    source = open_audio(path, sample_rate)  # AudioReadError names the file
-    for block in source.blocks(10.0):  # resampled 10 s at a time: one piece in memory, few block edges
-        wav = to_model_rate(block, source.sample_rate, sample_rate)
-        for i in range(0, wav.numel(), chunk):
-            yield wav[i:i + chunk]
-
-
-class SegmentedStream:
-    """Posteriors of a stream decoded a segment at a time: once ``length`` seconds wait undecoded, they
-    are decoded up to the last pause (else the quietest frame) and dropped; ``result`` stitches the pieces.
-
-    Memory holds one segment's posteriors, whatever the length of the stream.
-    """
-
-    def __init__(self, model, decoder, segment):
-        from crnn.inference.segment import EnergyMeter
-
-        self.model, self.decoder, self.opts = model, decoder, segment
-        self.sr = model.sample_rate
-        self.shift = model.frame_shift
-        self.meter = EnergyMeter(self.sr)
-        self.energies = []  # energy frames (10 ms) of the undecoded audio and up to 30 s before it
-        self.energy_start = 0  # absolute index of self.energies[0]
-        self.frames = []  # (N_i, V) undecoded posteriors
-        self.frame_start = 0  # absolute output frame of the first undecoded one
-        self.pieces = []  # (Segment, Hypothesis) decoded so far
-
-    def add(self, samples, log_probs) -> None:
-        """Samples just fed (S,) and the posteriors the stream emitted for them (N, V)."""
-        import numpy as np
-
-        self.energies.extend(self.meter.feed(samples.cpu().numpy()).tolist())
-        if log_probs.numel():
-            self.frames.append(log_probs)
-        pending = sum(f.size(0) for f in self.frames)
-        if self.opts.mode != "none" and pending * self.shift >= self.opts.length:
-            from crnn.inference.segment import HOP_SECONDS, last_cut
-
-            first = int(self.frame_start * self.shift / HOP_SECONDS) - self.energy_start
-            half = first + int(self.opts.length / 2 / HOP_SECONDS)  # cut in the segment's second half
-            cut = last_cut(np.asarray(self.energies, dtype=np.float32), half, self.opts.min_pause)
-            cut_frame = int(round((self.energy_start + cut) * HOP_SECONDS / self.shift)) - self.frame_start
-            self._decode(max(1, min(cut_frame, pending)))
-
-    def finish(self, log_probs) -> None:
-        if log_probs.numel():
-            self.frames.append(log_probs)
-        pending = sum(f.size(0) for f in self.frames)
-        if pending or not self.pieces:
-            self._decode(pending)
-
-    def _decode(self, n: int) -> None:
-        import torch
-
-        from crnn.inference.segment import HOP_SECONDS, Segment
-
-        lp = torch.cat(self.frames) if self.frames else torch.zeros(0, self.model.cfg.vocab_size)
-        head, rest = lp[:n], lp[n:]
-        hyp = self.decoder(head[None], torch.tensor([head.size(0)], device=head.device))[0][0]
-        start = self.frame_start * self.shift
-        self.pieces.append((Segment(start, start + n * self.shift), hyp))
-        self.frames = [rest] if rest.numel() else []
-        self.frame_start += n
-        keep_from = max(0, int((self.frame_start * self.shift - 30.0) / HOP_SECONDS) - self.energy_start)
-        del self.energies[:keep_from]  # keep 30 s of history for the adaptive threshold
-        self.energy_start += keep_from
-
-    def result(self):
-        from crnn.inference.segment import stitch
-
-        if len(self.pieces) == 1:
-            return [self.pieces[0][1]]
-        return [stitch(self.pieces, self.model.tokenizer, self.shift)]
-
-    def partial_text(self) -> str:
-        import torch
-
-        from crnn.decoding import ctc_greedy
-
-        done = self.result()[0].text if self.pieces else ""
-        lp = torch.cat(self.frames) if self.frames else None
-        live = self.model.tokenizer.decode(ctc_greedy(lp[None], torch.tensor([lp.size(0)]))[0].tokens) if lp is not None else ""
-        sep = " " if done and live and self.model.tokenizer.word_separator is not None else ""
-        return done + sep + live
-
-
 def stream_main(args: argparse.Namespace, model, decoder, segment) -> int:
     """``--stream``: feed each input chunk by chunk as if it arrived live; partial and final transcripts.
 
@@ -271,7 +163,7 @@ def stream_main(args: argparse.Namespace, model, decoder, segment) -> int:
     from crnn.data.media import expand_inputs
     from crnn.inference.api import FileResult
     from crnn.inference.outputs import output_paths, parse_formats
-    from crnn.inference.streaming import StreamingError, StreamingRecognizer
+    from crnn.inference.streaming import SegmentedStream, StreamingError, StreamingRecognizer, audio_chunks
 
     try:
         stream = StreamingRecognizer(model)
@@ -292,7 +184,7 @@ def stream_main(args: argparse.Namespace, model, decoder, segment) -> int:
         pieces = SegmentedStream(model, decoder, segment)
         shown = ""
         try:
-            for piece in _chunks_of(path, sr, chunk):
+            for piece in audio_chunks(path, sr, chunk):
                 pieces.add(piece, stream.accept(piece))
                 stream.log_probs.clear()  # the segmenter keeps the undecoded frames; the rest is done with
                 if args.partial and pieces.partial_text() != shown:
@@ -324,7 +216,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("decode", help="transcribe files with a checkpoint", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="audio/video/text-line image files, frame folders, or folders of files")
-    p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint written by crnn train (best.pt)")
+    p.add_argument("--checkpoint", "-c", "--model", dest="checkpoint", required=True, metavar="CK|NAME",
+                   help="a model: a checkpoint written by crnn train (best.pt), an exported .onnx file (decode, eval), or the name of a shipped model (crnn models)")
     p.add_argument("--json", action="store_true", help="JSON lines: path, text, score, confidence, words with times")
     p.add_argument("--ctm", action="store_true", help="CTM lines: utterance, channel, start, duration, word, confidence")
     p.add_argument("--output-dir", metavar="DIR", help="write one file per input and format (call.wav -> DIR/call.srt)")

@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "and print corpus CER and WER.",
     )
     p.add_argument("manifest", help="manifest file or corpus folder with reference transcripts")
-    p.add_argument("--checkpoint", required=True, help="trained model checkpoint (.pt)")
+    p.add_argument("--checkpoint", "-c", "--model", dest="checkpoint", required=True, metavar="CK|NAME",
+                   help="a model: a checkpoint written by crnn train (best.pt), an exported .onnx file (decode, eval), or the name of a shipped model (crnn models)")
     p.add_argument("--manifest-format", default=None,
                    choices=manifest_formats(),
                    help="corpus layout of the manifest (default: detected from the path)")

@@ -20,7 +20,7 @@ def streaming_path(path: Path) -> Path:
 def check_int8(fp32: Path, int8: Path, manifest: str, limit: float, force: bool) -> bool:
     """Decode ``manifest`` with both ONNX files and print their WERs; False when int8 loses more than
     ``limit`` WER points and ``force`` is not set (a warning line when it is)."""
-    from crnn.deploy.graphs import OnnxModel
+    from crnn.deploy.runner import OnnxModel
     from crnn.evaluation.manifest import manifest_wer, wer_loss_report
 
     line, ok = wer_loss_report(manifest_wer(OnnxModel(fp32), manifest), manifest_wer(OnnxModel(int8), manifest), limit)
@@ -37,8 +37,9 @@ def check_int8(fp32: Path, int8: Path, manifest: str, limit: float, force: bool)
 def write_streaming(model, path: Path, encoder_head) -> Path:
     """The whole-model streaming graph (samples in) for a log-mel audio model, else encoder and head."""
     from crnn.deploy.streaming_graph import export_streaming_model_onnx
+    from crnn.model.modality import is_log_mel
 
-    if model.modality != "audio" or not hasattr(model.frontend, "log_mel"):
+    if not is_log_mel(model.frontend):
         return encoder_head(model, path)
     if model.frontend.cfg.normalize == "utterance":
         print(f"note: {path}: per-utterance normalisation streams with the statistics heard so far, close to "
@@ -49,7 +50,8 @@ def write_streaming(model, path: Path, encoder_head) -> Path:
 def main(args: argparse.Namespace) -> int:
     from crnn.model.checkpoint import CheckpointError, load_model
     from crnn.cli.common import load_plugins
-    from crnn.deploy.graphs import ExportError, export_onnx, export_streaming_onnx, quantize_onnx, save_program
+    from crnn.deploy import ExportError, export_onnx, export_streaming_onnx, quantize_onnx, save_program
+    from crnn.model.modality import forward_only
 
     load_plugins(args.plugin)
     if (args.check or args.force) and args.quantize != "int8":
@@ -73,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
                     return 1
             else:
                 written = [export_onnx(model, out)]
-            if not model.cfg.bidirectional and not args.no_streaming:
+            if forward_only(model) and not args.no_streaming:
                 written.append(write_streaming(model, streaming_path(out), export_streaming_onnx))
     except (CheckpointError, ExportError, OSError, ValueError) as e:  # ValueError: an unusable --check manifest
         print(f"error: {e}", file=sys.stderr)
@@ -96,7 +98,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("export", help="write a checkpoint as ONNX or a torch.export program",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint written by crnn train (best.pt)")
+    p.add_argument("--checkpoint", "-c", "--model", dest="checkpoint", required=True, metavar="CK|NAME",
+                   help="a model: a checkpoint written by crnn train (best.pt), an exported .onnx file (decode, eval), or the name of a shipped model (crnn models)")
     p.add_argument("--format", choices=["onnx", "torch"], default="onnx",
                    help="onnx: one .onnx file for onnxruntime; torch: a torch.export program (.pt2) (default: onnx)")
     p.add_argument("--output", "-o", required=True, help="file to write (model.onnx / model.pt2)")

@@ -6,7 +6,7 @@ manifest, a decoded folder and an error message never disagree about a suffix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 

@@ -145,10 +145,6 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return len(self._batches())
 
-    def padded_size(self, batch: Sequence[int]) -> float:
-        """``max(length) * count`` of a batch, the quantity bounded by ``max_frames_per_batch``."""
-        return float(self.lengths[list(batch)].max()) * len(batch) if len(batch) else 0.0
-
     def __repr__(self) -> str:
         budget = f"max_frames={self.max_frames}" if self.max_frames else ""
         items = f"max_items={self.max_items}" if self.max_items else ""

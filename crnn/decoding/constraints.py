@@ -26,13 +26,6 @@ def read_word_list(path: str | Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def _encode(tokenizer: Tokenizer, entry: str, source: str) -> list[int]:
-    try:
-        return tokenizer.encode(entry)
-    except UnknownSymbolError as e:
-        raise ValueError(f"{source}: entry {entry!r}: {e}") from None
-
-
 def _spellings(tokenizer: Tokenizer, word: str, source: str) -> list[list[int]]:
     try:
         return tokenizer.spellings(word)

@@ -92,7 +92,7 @@ class StreamingModelGraph(nn.Module):
         m = first[:, None] + torch.arange(per_call)[None, :]  # (B, per_call)
         n_mel_valid = torch.clamp(torch.div(count_in + num_samples - self.n_fft, hop, rounding_mode="floor") + 1, min=0)
         valid = (m >= 0) & (m < n_mel_valid[:, None])  # (B, per_call)
-        mel, stats = self._normalize(mel, valid, stats_in)
+        mel, stats = self.fe.normalize_running(mel, stats_in, valid)
         mel = mel * valid.unsqueeze(-1)
 
         # -- conv stack over context + new frames, masked as offline padding would be ------------------
@@ -139,17 +139,6 @@ class StreamingModelGraph(nn.Module):
         return (log_probs, n_done, tail_log_probs, n_tail, samples_out, mel_out, count_out, stats.clone(),
                 pack_states(new))
 
-    def _normalize(self, mel: torch.Tensor, valid: torch.Tensor, stats: torch.Tensor):
-        """The frontend's normalisation; per-utterance: statistics of every valid frame so far (float64)."""
-        if self.fe.cfg.normalize != "utterance":
-            return self.fe.normalize(mel, None, None), stats
-        f64 = mel.double() * valid.unsqueeze(-1)
-        stats = stats + torch.stack([valid.double().sum(1, keepdim=True).expand(-1, f64.size(-1)),
-                                     f64.sum(1), (f64 ** 2).sum(1)], dim=1)  # (B, 3, n_mels)
-        count = stats[:, 0:1].clamp(min=1)
-        mean = stats[:, 1:2] / count
-        var = (stats[:, 2:3] / count - mean ** 2).clamp(min=0)
-        return self.fe.normalize(mel.double(), mean, var).float(), stats
 
 
 def check_streamable(model: CRNN) -> None:

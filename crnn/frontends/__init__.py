@@ -7,6 +7,7 @@ dataset and the decoding path, so a plugin frontend trains, decodes and evaluate
 """
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Callable, TypeVar
 
 import torch.nn as nn
@@ -41,6 +42,20 @@ def register_frontend(name: str, modality: str = "audio") -> Callable[[T], T]:
         return cls
 
     return wrap
+
+
+class FrontendArgumentError(TypeError, ValueError):
+    """An argument a frontend's config does not have (a TypeError, as a bad keyword is, and a ValueError)."""
+
+
+def config_from_args(config_cls: type, name: str, args: dict):
+    """The frontend ``name``'s typed config from its argument dict; an unknown argument is refused by name."""
+    known = {f.name for f in fields(config_cls)}
+    unknown = set(args) - known
+    if unknown:
+        raise FrontendArgumentError(f"unknown {name} frontend arguments: {sorted(unknown)}; each unknown argument "
+                                    f"is refused, not ignored (known: {sorted(known)})")
+    return config_cls(**args)
 
 
 def frontend_class(name: str) -> type[nn.Module]:

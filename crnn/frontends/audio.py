@@ -1,14 +1,14 @@
 """Audio frontend: log-mel features on the model's device + a DeepSpeech2-style Conv2d stack."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torchaudio
 
 from crnn.cells.base import exporting
-from crnn.frontends import register_frontend
+from crnn.frontends import config_from_args, register_frontend
 from crnn.lengths import conv_out_length, length_mask
 
 
@@ -213,14 +213,7 @@ class AudioFrontend(nn.Module):
 
     @classmethod
     def from_args(cls, args: dict) -> "AudioFrontend":
-        known = {f.name for f in fields(AudioFrontendConfig)}
-        unknown = set(args) - known
-        if unknown:
-            raise TypeError(f"unknown audio frontend arguments: {sorted(unknown)}")
-        return cls(AudioFrontendConfig(**args))
-
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
+        return cls(config_from_args(AudioFrontendConfig, "audio", args))
 
     @property
     def frame_shift(self) -> float:
@@ -263,6 +256,23 @@ class AudioFrontend(nn.Module):
         if self.cfg.normalize == "utterance":
             return (feats - mean) / torch.sqrt(var + 1e-5)
         return feats
+
+    def normalize_running(self, mel: torch.Tensor, stats: torch.Tensor,
+                          valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Streaming normalisation of new log-mel frames (B, K, n_mels): ``"utterance"`` statistics are
+        those of every valid frame heard so far, carried in ``stats`` (B, 3, n_mels) float64 (count, sum,
+        sum of squares; zeros to start); ``valid`` (B, K) marks real frames (Default: all). Returns the
+        normalised frames (fp32) and the updated statistics."""
+        if self.cfg.normalize != "utterance":
+            return self.normalize(mel, None, None), stats
+        f64 = mel.double() if valid is None else mel.double() * valid.unsqueeze(-1)
+        count = (torch.full(mel.shape[:2], 1.0, dtype=torch.float64, device=mel.device) if valid is None
+                 else valid.double()).sum(1, keepdim=True).expand(-1, mel.size(-1))
+        stats = stats + torch.stack([count, f64.sum(1), (f64 ** 2).sum(1)], dim=1)  # (B, 3, n_mels)
+        n = stats[:, 0:1].clamp(min=1)
+        mean = stats[:, 1:2] / n
+        var = (stats[:, 2:3] / n - mean ** 2).clamp(min=0)
+        return self.normalize(mel.double(), mean, var).float(), stats
 
     def features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveform (B, S) -> normalised log-mel (B, T, n_mels), frame lengths (B,). Always fp32."""

@@ -7,13 +7,13 @@ valid widths in pixels. Output ``(B, T', D)`` with ``T' = W // 4`` (two width-ha
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from crnn.frontends import register_frontend
+from crnn.frontends import config_from_args, register_frontend
 
 
 @dataclass
@@ -49,14 +49,7 @@ class ImageFrontend(nn.Module):
 
     @classmethod
     def from_args(cls, args: dict) -> "ImageFrontend":
-        known = {f.name for f in fields(ImageFrontendConfig)}
-        unknown = set(args) - known
-        if unknown:
-            raise ValueError(f"image frontend: unknown argument(s) {', '.join(sorted(unknown))}")
-        return cls(ImageFrontendConfig(**args))
-
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
+        return cls(config_from_args(ImageFrontendConfig, "image", args))
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return torch.div(lengths, self.width_stride, rounding_mode="floor")

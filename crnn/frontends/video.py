@@ -15,28 +15,19 @@ and every temporal convolution reads zeros past each clip's end.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.utils import _pair
 
 from crnn.cells.base import exporting
-from crnn.frontends import register_frontend
+from crnn.frontends import config_from_args, register_frontend
 from crnn.lengths import conv_out_length, length_mask
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _from_args(cls_cfg: type, name: str, args: dict) -> Any:
-    known = {f.name for f in fields(cls_cfg)}
-    unknown = set(args) - known
-    if unknown:
-        raise TypeError(f"unknown {name} frontend arguments: {sorted(unknown)} (known: {sorted(known)})")
-    return cls_cfg(**args)
 
 
 def _normalize_pixels(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -117,9 +108,6 @@ class TemporalConvStack(nn.Module):
 class _TemporalFrontend(nn.Module):
     """What every video frontend shares: a config dataclass with ``fps``, and time arithmetic from
     ``time_stride`` (input frames per output frame) and ``output_lengths``, defined by each subclass."""
-
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
 
     @property
     def time_stride(self) -> int:
@@ -267,7 +255,7 @@ class VideoFrontend(_TemporalStackFrontend):
 
     @classmethod
     def from_args(cls, args: dict) -> "VideoFrontend":
-        return cls(_from_args(VideoFrontendConfig, "video", args))
+        return cls(config_from_args(VideoFrontendConfig, "video", args))
 
     def frame_features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, T, D_cnn), zero at padded frames; the CNN sees valid frames only
@@ -341,7 +329,7 @@ class VideoMotionFrontend(_TemporalStackFrontend):
 
     @classmethod
     def from_args(cls, args: dict) -> "VideoMotionFrontend":
-        return cls(_from_args(VideoMotionFrontendConfig, "video_motion", args))
+        return cls(config_from_args(VideoMotionFrontendConfig, "video_motion", args))
 
     def _cnn(self, planes: torch.Tensor) -> torch.Tensor:
         """(N, C or 2C, H, W) -> (N, D): the CNN(s) over frames stacked with their differences."""
@@ -461,7 +449,7 @@ class Video3DFrontend(_TemporalFrontend):
 
     @classmethod
     def from_args(cls, args: dict) -> "Video3DFrontend":
-        return cls(_from_args(Video3DFrontendConfig, "video3d", args))
+        return cls(config_from_args(Video3DFrontendConfig, "video3d", args))
 
     @property
     def time_stride(self) -> int:
@@ -535,7 +523,7 @@ class FeaturesFrontend(_TemporalStackFrontend):
 
     @classmethod
     def from_args(cls, args: dict) -> "FeaturesFrontend":
-        return cls(_from_args(FeaturesFrontendConfig, "features", args))
+        return cls(config_from_args(FeaturesFrontendConfig, "features", args))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, D) float, lengths (B,) -> (B, T', D'), lengths (B,)."""

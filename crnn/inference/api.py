@@ -22,7 +22,7 @@ from crnn.decoding import DecodeOptions, Decoder
 from crnn.decoding.hypothesis import Hypothesis
 from crnn.model.network import CRNN
 from crnn.runtime import release_freed_memory
-from crnn.inference.batching import Input, InputPieces, input_name, length_sorted_batches
+from crnn.inference.batching import Input, InputPieces, length_sorted_batches
 from crnn.inference.segment import Segment, fixed_windows, stitch
 
 

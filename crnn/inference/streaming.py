@@ -25,6 +25,7 @@ import torch
 
 from crnn.decoding.greedy import ctc_greedy
 from crnn.decoding.hypothesis import Hypothesis
+from crnn.model.modality import forward_only, is_log_mel
 from crnn.model.network import CRNN
 
 
@@ -42,10 +43,10 @@ class StreamingRecognizer:
     """
 
     def __init__(self, model: CRNN, context: int = 3):
-        if model.modality != "audio" or not hasattr(model.frontend, "log_mel"):
+        if not is_log_mel(model.frontend):
             raise StreamingError(f"streaming needs a model with the log-mel audio frontend; this one's frontend "
                                  f"is {model.cfg.frontend!r}")
-        if model.cfg.bidirectional:
+        if not forward_only(model):
             raise StreamingError("streaming needs forward-only recurrent layers: this model is bidirectional "
                                  "(train one with --unidirectional)")
         self.model = model.eval()
@@ -139,16 +140,9 @@ class StreamingRecognizer:
 
     def _normalize(self, feats: torch.Tensor) -> torch.Tensor:
         """The frontend's normalisation; per-utterance statistics are those of everything heard so far."""
-        if self.fe.cfg.normalize != "utterance":
-            return self.fe.normalize(feats, None, None)
-        f64 = feats.double()
-        self.stats[0] += f64.size(0)
-        self.stats[1] += f64.sum(0)
-        self.stats[2] += (f64 ** 2).sum(0)
-        count = self.stats[0].clamp(min=1)
-        mean = self.stats[1] / count
-        var = (self.stats[2] / count - mean ** 2).clamp(min=0)
-        return self.fe.normalize(f64, mean, var).float()
+        normalized, stats = self.fe.normalize_running(feats[None], self.stats[None])
+        self.stats = stats[0]
+        return normalized[0]
 
     def _complete_outputs(self) -> int:
         """Output frames whose receptive field (up to mel frame S*j + lookahead) has arrived."""
@@ -186,3 +180,114 @@ def stream_file(model: CRNN, waveform: torch.Tensor, chunk_seconds: float = 0.1)
         stream.accept(waveform[i:i + step])
     stream.finish()
     return stream
+
+
+# -- streams of any length: audio in chunks, decoded a segment at a time -------------------------
+def audio_chunks(path: str, sample_rate: int, chunk: int):
+    """Waveform chunks (S_i,) of ``chunk`` samples at ``sample_rate``: a file read in blocks, or 16-bit
+    little-endian mono PCM on standard input for ``-``."""
+    import sys
+
+    import numpy as np
+
+    if path == "-":
+        from crnn.data.audio import AudioReadError
+
+        if sys.stdin is None or sys.stdin.closed:
+            raise AudioReadError("-", "standard input is closed")
+        while True:
+            try:
+                data = sys.stdin.buffer.read(2 * chunk)
+            except (OSError, ValueError) as e:
+                raise AudioReadError("-", f"cannot read standard input ({e})") from None
+            if not data:
+                return
+            data = data[: len(data) // 2 * 2]
+            yield torch.from_numpy(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0)
+        return
+    from crnn.data.audio.blocks import open_audio, to_model_rate
+
+    source = open_audio(path, sample_rate)  # AudioReadError names the file
+    for block in source.blocks(10.0):  # resampled 10 s at a time: one piece in memory, few block edges
+        wav = to_model_rate(block, source.sample_rate, sample_rate)
+        for i in range(0, wav.numel(), chunk):
+            yield wav[i:i + chunk]
+
+
+class SegmentedStream:
+    """Posteriors of a stream decoded a segment at a time: once ``length`` seconds wait undecoded, they
+    are decoded up to the last pause (else the quietest frame) and dropped; ``result`` stitches the pieces.
+
+    Memory holds one segment's posteriors, whatever the length of the stream.
+    """
+
+    def __init__(self, model, decoder, segment):
+        from crnn.inference.segment import EnergyMeter
+
+        self.model, self.decoder, self.opts = model, decoder, segment
+        self.sr = model.sample_rate
+        self.shift = model.frame_shift
+        self.meter = EnergyMeter(self.sr)
+        self.energies = []  # energy frames (10 ms) of the undecoded audio and up to 30 s before it
+        self.energy_start = 0  # absolute index of self.energies[0]
+        self.frames = []  # (N_i, V) undecoded posteriors
+        self.frame_start = 0  # absolute output frame of the first undecoded one
+        self.pieces = []  # (Segment, Hypothesis) decoded so far
+
+    def add(self, samples, log_probs) -> None:
+        """Samples just fed (S,) and the posteriors the stream emitted for them (N, V)."""
+        import numpy as np
+
+        self.energies.extend(self.meter.feed(samples.cpu().numpy()).tolist())
+        if log_probs.numel():
+            self.frames.append(log_probs)
+        pending = sum(f.size(0) for f in self.frames)
+        if self.opts.mode != "none" and pending * self.shift >= self.opts.length:
+            from crnn.inference.segment import HOP_SECONDS, last_cut
+
+            first = int(self.frame_start * self.shift / HOP_SECONDS) - self.energy_start
+            half = first + int(self.opts.length / 2 / HOP_SECONDS)  # cut in the segment's second half
+            cut = last_cut(np.asarray(self.energies, dtype=np.float32), half, self.opts.min_pause)
+            cut_frame = int(round((self.energy_start + cut) * HOP_SECONDS / self.shift)) - self.frame_start
+            self._decode(max(1, min(cut_frame, pending)))
+
+    def finish(self, log_probs) -> None:
+        if log_probs.numel():
+            self.frames.append(log_probs)
+        pending = sum(f.size(0) for f in self.frames)
+        if pending or not self.pieces:
+            self._decode(pending)
+
+    def _decode(self, n: int) -> None:
+        import torch
+
+        from crnn.inference.segment import HOP_SECONDS, Segment
+
+        lp = torch.cat(self.frames) if self.frames else torch.zeros(0, self.model.cfg.vocab_size)
+        head, rest = lp[:n], lp[n:]
+        hyp = self.decoder(head[None], torch.tensor([head.size(0)], device=head.device))[0][0]
+        start = self.frame_start * self.shift
+        self.pieces.append((Segment(start, start + n * self.shift), hyp))
+        self.frames = [rest] if rest.numel() else []
+        self.frame_start += n
+        keep_from = max(0, int((self.frame_start * self.shift - 30.0) / HOP_SECONDS) - self.energy_start)
+        del self.energies[:keep_from]  # keep 30 s of history for the adaptive threshold
+        self.energy_start += keep_from
+
+    def result(self):
+        from crnn.inference.segment import stitch
+
+        if len(self.pieces) == 1:
+            return [self.pieces[0][1]]
+        return [stitch(self.pieces, self.model.tokenizer, self.shift)]
+
+    def partial_text(self) -> str:
+        import torch
+
+        from crnn.decoding import ctc_greedy
+
+        done = self.result()[0].text if self.pieces else ""
+        lp = torch.cat(self.frames) if self.frames else None
+        live = self.model.tokenizer.decode(ctc_greedy(lp[None], torch.tensor([lp.size(0)]))[0].tokens) if lp is not None else ""
+        sep = " " if done and live and self.model.tokenizer.word_separator is not None else ""
+        return done + sep + live

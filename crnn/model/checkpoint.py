@@ -72,10 +72,13 @@ def _umask() -> int:
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint dict safely (``weights_only=True``: a foreign file cannot run code)."""
-    path = Path(path)
+    """Load a checkpoint dict safely (``weights_only=True``: a foreign file cannot run code). ``path`` may
+    name a shipped model (``crnn models``)."""
+    from crnn.pretrained import missing_hint, resolve_checkpoint
+
+    given, path = path, resolve_checkpoint(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such checkpoint file{missing_hint(given)}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle errors, truncated zips, code-carrying pickles ...
@@ -136,6 +139,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> CRNN:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> CRNN:
-    """Load a trained model from a checkpoint file, in eval mode, tokenizer attached as ``.tokenizer``."""
+    """Load a trained model from a checkpoint file or a shipped model's name (``crnn.pretrained``), in
+    eval mode, tokenizer attached as ``.tokenizer``."""
     model = model_from_checkpoint(read_checkpoint(path), source=str(path))
     return model.to(device).eval()

@@ -1,0 +1,97 @@
+"""Shipped models: trained weights inside the package, usable by name with no training and no download.
+
+Each model is a slim checkpoint (``<name>.pt``: config, vocabulary and fp16 weights, no optimizer state)
+with its model card (``<name>.md``: data, licence, the recipe command that made it, its measured table).
+``models.json`` lists them; :data:`MODELS` is their registry::
+
+    crnn models                                   # the list, with modality, size, data, licence, figures
+    crnn decode --model dtmf-keys call.wav        # any command that reads a model takes a name
+    crnn.load_model("dtmf-keys")                  # in Python
+    crnn train --init-from dtmf-keys ...          # fine-tune on one's own data
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crnn.registry import Registry
+
+HERE = Path(__file__).resolve().parent
+INDEX = HERE / "models.json"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    modality: str            # audio | video | features | image
+    description: str         # one line: what it reads and writes
+    data: str                # what it was trained on
+    licence: str             # of the weights (a dataset's share-alike licence carries over)
+    recipe: str              # the command(s) that made it
+    figures: dict = field(default_factory=dict)  # test set -> measured figure, as printed by crnn models
+
+    @property
+    def path(self) -> Path:
+        return HERE / f"{self.name}.pt"
+
+    @property
+    def card(self) -> Path:
+        return HERE / f"{self.name}.md"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+
+def _load_index() -> None:
+    if not INDEX.is_file():
+        return
+    for row in json.loads(INDEX.read_text(encoding="utf-8")):
+        model = ShippedModel(**row)
+        if model.path.is_file():  # a model listed but not shipped in this build is left out
+            MODELS.register(model.name, model)
+
+
+MODELS: Registry[ShippedModel] = Registry("shipped model", builtins=_load_index)
+
+
+def list_shipped() -> list[ShippedModel]:
+    """The shipped models, in the order ``models.json`` lists them."""
+    return [m for _, m in MODELS.items()]
+
+
+def resolve_checkpoint(source: str | Path) -> Path:
+    """A checkpoint path as given, or the file of the shipped model that ``source`` names.
+
+    A path that exists wins over a model of the same name; anything else is returned as it is, for the
+    reader to report as missing (:func:`missing_hint` adds the shipped names to that message).
+    """
+    path = Path(source)
+    if path.exists() or str(source) not in MODELS:
+        return path
+    return MODELS.get(str(source)).path
+
+
+def missing_hint(source: str | Path) -> str:
+    """What to add to a 'no such checkpoint' message: the shipped names when ``source`` looks like one."""
+    text = str(source)
+    if "/" in text or "\\" in text or Path(text).suffix:
+        return ""
+    names = MODELS.names()
+    return f" (not a file, nor a shipped model: {', '.join(names) or 'none shipped'})"
+
+
+def write_shipped(checkpoint: str | Path, name: str, out_dir: str | Path = HERE) -> Path:
+    """Write ``checkpoint`` as a shipped model ``<out_dir>/<name>.pt``: config, tokenizer and trained
+    parameters in fp16 (loaded back as fp32), fixed buffers (DFT basis, filterbank, statistics) as they
+    are, the training state dropped; written atomically."""
+    from crnn.model.checkpoint import model_from_checkpoint, read_checkpoint, write_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
+    params = {name for name, _ in model_from_checkpoint(ckpt, str(checkpoint)).named_parameters()}
+    state = {k: (v.half() if k in params else v) for k, v in ckpt["state_dict"].items()}
+    slim = {key: ckpt[key] for key in ckpt if key not in ("train_state", "state_dict")}
+    slim["state_dict"] = state
+    slim["train_state"] = {"shipped_from": str(checkpoint), "epoch": ckpt.get("train_state", {}).get("epoch")}
+    return write_checkpoint(Path(out_dir) / f"{name}.pt", slim)
