@@ -9,7 +9,6 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
 from crnn.cli.common import add_plugin_arg, load_plugins, non_negative_int, positive_float, positive_int
 
@@ -136,17 +135,14 @@ def main(args: argparse.Namespace) -> int:
 
 def emit(args: argparse.Namespace, r, nbest: int, targets) -> None:
     """Print one result (text, --json or --ctm), or write its files under --output-dir."""
-    from crnn.decoding import format_ctm
-    from crnn.inference.outputs import write_outputs
+    from crnn.inference.outputs import render, write_outputs
 
     if targets is not None:
         write_outputs(r, targets[r.path], nbest)
     elif args.json:
         print(dumps(r.to_json(nbest)), flush=True)
     elif args.ctm:
-        lines = format_ctm(Path(r.path).stem, r.best)
-        if lines:
-            print(lines, flush=True)
+        print(render(r, "ctm"), end="", flush=True)
     else:
         print(f"{r.path}\t{r.text}", flush=True)
         for h in r.hypotheses[1:nbest]:

@@ -15,9 +15,9 @@ from crnn.decoding.hypothesis import Hypothesis
 from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import TensorLM, read_arpa
 from crnn.decoding.scorers import GrammarScorer, HotwordScorer, TokenLMScorer, WordScorer, lm_unit
-from crnn.decoding.words import format_ctm, hypothesis_words
+from crnn.decoding.words import hypothesis_words
 
-__all__ = ["DecodeOptions", "Decoder", "format_ctm"]
+__all__ = ["DecodeOptions", "Decoder"]
 
 
 @dataclass(frozen=True)

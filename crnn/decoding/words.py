@@ -46,15 +46,3 @@ def hypothesis_words(hyp: Hypothesis, tokenizer: Tokenizer, frame_shift: float |
             }
         )
     return words
-
-
-def format_ctm(utt_id: str, hyp: Hypothesis, channel: str = "1") -> str:
-    """CTM lines ``utt channel start duration word confidence`` for ``hyp.words`` (seconds).
-
-    Lines are joined by newlines, with none at the end; a hypothesis without words gives "".
-    """
-    lines = []
-    for w in hyp.words:
-        dur = w["end"] - w["start"]
-        lines.append(f"{utt_id} {channel} {w['start']:.3f} {dur:.3f} {w['word']} {w['confidence']:.3f}")
-    return "\n".join(lines)

@@ -1,13 +1,15 @@
-"""Writing decoding results: plain text, JSON, CTM, and SRT / WebVTT subtitles built from word timings."""
+"""Writing decoding results, one writer table: plain text, JSON, CTM, and SRT / WebVTT subtitles built
+from word timings. ``crnn decode`` (stdout and ``--output-dir``) and the recognition server write through
+:func:`render`; a format is one entry of :data:`WRITERS`."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from crnn.decoding import format_ctm
+from typing import Callable
 
-FORMATS = ("txt", "json", "srt", "vtt", "ctm")
+from crnn.decoding.hypothesis import Hypothesis
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,18 @@ def _timestamp(seconds: float, decimal: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{decimal}{ms:03d}"
 
 
+def format_ctm(utt_id: str, hyp: Hypothesis, channel: str = "1") -> str:
+    """CTM lines ``utt channel start duration word confidence`` for ``hyp.words`` (seconds).
+
+    Lines are joined by newlines, with none at the end; a hypothesis without words gives "".
+    """
+    lines = []
+    for w in hyp.words:
+        dur = w["end"] - w["start"]
+        lines.append(f"{utt_id} {channel} {w['start']:.3f} {dur:.3f} {w['word']} {w['confidence']:.3f}")
+    return "\n".join(lines)
+
+
 def format_srt(cues: list[Cue]) -> str:
     """SubRip: numbered blocks ``HH:MM:SS,mmm --> HH:MM:SS,mmm`` and the text."""
     return "".join(f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{c.text}\n\n"
@@ -74,20 +88,27 @@ def format_vtt(cues: list[Cue]) -> str:
     return "WEBVTT\n\n" + "".join(f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{c.text}\n\n" for c in cues)
 
 
+def _ctm(result, nbest: int) -> str:
+    lines = format_ctm(Path(result.path).stem, result.best)
+    return lines + "\n" if lines else ""
+
+
+# format -> (result, nbest) -> the text of its file
+WRITERS: dict[str, Callable[..., str]] = {
+    "txt": lambda result, nbest: result.text + "\n",
+    "json": lambda result, nbest: json.dumps(result.to_json(nbest), ensure_ascii=False) + "\n",
+    "srt": lambda result, nbest: format_srt(subtitle_cues(result.words)),
+    "vtt": lambda result, nbest: format_vtt(subtitle_cues(result.words)),
+    "ctm": _ctm,
+}
+FORMATS = tuple(WRITERS)
+
+
 def render(result, fmt: str, nbest: int = 1) -> str:
     """One successful result (``crnn.inference.FileResult``) as the text of a file in ``fmt``."""
-    if fmt == "txt":
-        return result.text + "\n"
-    if fmt == "json":
-        return json.dumps(result.to_json(nbest), ensure_ascii=False) + "\n"
-    if fmt == "ctm":
-        lines = format_ctm(Path(result.path).stem, result.best)
-        return lines + "\n" if lines else ""
-    if fmt == "srt":
-        return format_srt(subtitle_cues(result.words))
-    if fmt == "vtt":
-        return format_vtt(subtitle_cues(result.words))
-    raise ValueError(f"unknown output format {fmt!r}")
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown output format {fmt!r}; choose from {','.join(FORMATS)}")
+    return WRITERS[fmt](result, nbest)
 
 
 def output_paths(inputs: list[str], out_dir: str | Path, formats: list[str]) -> dict[str, dict[str, Path]]:
