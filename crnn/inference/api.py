@@ -23,48 +23,7 @@ from crnn.decoding.hypothesis import Hypothesis
 from crnn.model.network import CRNN
 from crnn.runtime import release_freed_memory
 from crnn.inference.batching import Input, InputPieces, length_sorted_batches
-from crnn.inference.segment import Segment, fixed_windows, stitch
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """How long recordings are cut.
-
-    Attributes:
-        mode: ``"auto"`` (voice activity, for recordings longer than ``auto_above``), ``"fixed"``
-            (windows of ``length`` seconds overlapping by ``overlap``) or ``"none"`` (whole files).
-        length: fixed window length, or the longest voice-activity segment, in seconds.
-        overlap: overlap of fixed windows in seconds (at most half the length).
-        auto_above: ``auto`` leaves recordings up to this many seconds whole.
-        min_pause: silence that separates two voice-activity segments, in seconds.
-    """
-
-    mode: str = "auto"
-    length: float = 20.0
-    overlap: float = 2.0
-    auto_above: float = 30.0
-    min_pause: float = 0.3
-
-    def __post_init__(self):
-        if self.mode not in ("auto", "fixed", "none"):
-            raise ValueError(f"segment mode must be 'auto', 'fixed' or 'none', got {self.mode!r}")
-        if self.mode == "fixed":
-            fixed_windows(self.length + 1.0, self.length, self.overlap)  # validates length and overlap
-
-    @classmethod
-    def parse(cls, value: str | float | None) -> "SegmentOptions":
-        """``"auto"``, ``"none"`` or a window length in seconds (overlap: a tenth of it, 0.5-2 s)."""
-        if value is None or value == "auto":
-            return cls("auto")
-        if value == "none":
-            return cls("none")
-        try:
-            length = float(value)
-        except ValueError:
-            raise ValueError(f"--segment takes auto, none or a number of seconds, got {value!r}") from None
-        if not length > 0:
-            raise ValueError(f"--segment length must be positive, got {value!r}")
-        return cls("fixed", length=length, overlap=min(max(0.5, length / 10), 2.0, length / 2))
+from crnn.inference.segment import Segment, SegmentOptions, stitch
 
 
 @dataclass

@@ -7,17 +7,14 @@ windows, ``crnn.inference.segment``) read one at a time, so memory follows the s
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterator, Sequence, Union
+from typing import Iterator, Sequence, Union
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from crnn.data.collate import time_dim
-from crnn.inference.segment import EnergyMeter, find_segments, fixed_windows
+from crnn.inference.segment import EnergyMeter, SegmentOptions, find_segments, fixed_windows
 from crnn.model.network import CRNN
-
-if TYPE_CHECKING:
-    from crnn.inference.api import SegmentOptions
 
 # A file path, or in-memory audio as (samples (S,) array or tensor, sample_rate).
 Input = Union[str, os.PathLike, tuple]
