@@ -113,7 +113,7 @@ def test_streaming_graph_refuses_what_cannot_stream():
 
 
 def readme_streaming_block() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     blocks = [b for b in re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M) if "model.streaming.onnx" in b]
     assert len(blocks) == 1
     return blocks[0]

@@ -1,5 +1,5 @@
-"""README.md as documentation that runs: every ```python block, as written, in a folder holding tiny
-versions of the files it names; and the README's figures against the code."""
+"""README.md and docs/ as documentation that runs: every ```python block, as written, in a folder holding
+tiny versions of the files it names; the figures against the code; the CLI reference against the parsers."""
 from __future__ import annotations
 
 import os
@@ -21,9 +21,11 @@ from crnn.data.builtin.dtmf import dtmf_tokenizer
 from test_video_layouts import make_breakfast, make_phoenix
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-BLOCKS = [(README.count("\n", 0, m.start()) + 2, m.group(1))
-          for m in re.finditer(r"^```python\n(.*?)^```", README, flags=re.S | re.M)]
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "datasets").glob("*/*.md"))]
+DOCS = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8") for p in DOC_FILES}
+README = "\n".join(DOCS.values())  # every page, for the figures checked against the code
+BLOCKS = [(f"{name}:{text.count(chr(10), 0, m.start()) + 2}", m.group(1)) for name, text in DOCS.items()
+          for m in re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M)]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -76,14 +78,14 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("line,code", BLOCKS, ids=[f"README.md:{line}" for line, _ in BLOCKS])
+@pytest.mark.parametrize("line,code", BLOCKS, ids=[line for line, _ in BLOCKS])
 def test_python_block_runs_as_written(workdir, line, code):
-    script = workdir / f"readme_block_{line}.py"
+    script = workdir / f"readme_block_{re.sub(r'[^A-Za-z0-9]', '_', line)}.py"
     script.write_text(code)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, script.name], cwd=workdir, env=env, capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0, f"README.md:{line} failed:\n{code}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, f"{line} failed:\n{code}\n{r.stderr[-3000:]}"
 
 
 def test_readme_has_python_blocks():
@@ -99,3 +101,17 @@ def test_parameter_counts_match_the_code():
     assert demo == _millions(crnn.create_model("tiny", vocab_size=len(dtmf_tokenizer())))
     actions = re.search(r"`video_tiny`, ([\d.]+) M parameters", README).group(1)
     assert actions == _millions(crnn.create_model("video_tiny", vocab_size=len(actions_tokenizer())))
+
+
+def test_cli_reference_is_generated_from_the_parsers():
+    from crnn.cli.reference import render_reference
+
+    written = (ROOT / "docs/cli.md").read_text(encoding="utf-8")
+    assert written == render_reference(), "docs/cli.md is stale: python -m crnn.cli.reference > docs/cli.md"
+
+
+def test_every_relative_link_of_the_docs_exists():
+    for name, text in DOCS.items():
+        base = (ROOT / name).parent
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            assert (base / target).exists(), f"{name} links to {target}, which does not exist"
