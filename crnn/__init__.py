@@ -8,6 +8,7 @@ Public API::
     model = crnn.load_model("runs/dtmf/best.pt")            # tokenizer attached as model.tokenizer
     crnn.list_cells(), crnn.list_models()
     results = crnn.transcribe(["a.wav"], checkpoint="runs/dtmf/best.pt")  # .text, .words, .to_json()
+    aligned = crnn.align("a.wav", "0123", checkpoint="runs/dtmf/best.pt")  # known text: .words, .tokens
 
 Layers, one package each: ``model`` (network, presets, checkpoints, modality), ``cells``, ``frontends``,
 ``decoding``, ``data``, ``training``, ``evaluation``, ``inference``, ``deploy``, ``cli``. Inference and
@@ -34,7 +35,8 @@ alias_modules({
 
 # Imported on first use: inference pulls in the readers of every modality.
 _LAZY = {"transcribe": "crnn.inference.api", "FileResult": "crnn.inference.api",
-         "TranscriptionError": "crnn.inference.api"}
+         "TranscriptionError": "crnn.inference.api", "align": "crnn.inference.align",
+         "Alignment": "crnn.inference.align", "AlignmentError": "crnn.inference.align"}
 
 
 def __getattr__(name: str):
@@ -48,5 +50,5 @@ def __getattr__(name: str):
 __all__ = [
     "CRNN", "ModelConfig", "Hypothesis", "create_model", "list_models", "load_model", "get_cell",
     "list_cells", "register_cell", "StepLayer", "ScanLayer", "list_frontends", "register_frontend", "ctc_greedy", "ctc_beam_search",
-    "transcribe", "FileResult", "TranscriptionError",
+    "transcribe", "FileResult", "TranscriptionError", "align", "Alignment", "AlignmentError",
 ]

@@ -62,6 +62,46 @@ def ctc_loss(
         )
 
 
+def forced_path(log_probs: torch.Tensor, tokens: Sequence[int], blank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The most likely CTC path (Viterbi) of one utterance through ``tokens``.
+
+    Args:
+        log_probs: (T, V) log-posteriors of one utterance (valid frames only).
+        tokens: label ids without blanks (not empty).
+        blank: the blank id. (Default: 0)
+
+    Returns:
+        path (T,) int64: per frame the id the path emits (``blank`` or a token), and its log-probabilities
+        (T,) float32 (``log_probs[t, path[t]]``).
+
+    Raises:
+        InfeasibleLabelError: the label needs more frames than ``log_probs`` has.
+    """
+    import torchaudio.functional as AF
+
+    need = ctc_min_frames(tokens)
+    if need > log_probs.size(0):
+        raise InfeasibleLabelError(f"label needs {need} frames, input gives {log_probs.size(0)}")
+    lp = log_probs.detach().float().cpu().unsqueeze(0)  # (1, T, V)
+    tgt = torch.tensor([list(tokens)], dtype=torch.int32)
+    path, scores = AF.forced_align(lp, tgt, blank=blank)
+    return path[0].long(), scores[0].float()
+
+
+def path_spans(path: Sequence[int], blank: int = 0) -> list[tuple[int, int]]:
+    """Per emitted token of a CTC path (T,), its (first_frame, last_frame), inclusive; a repeat of the same
+    token after a blank starts a new token."""
+    spans: list[tuple[int, int]] = []
+    prev = blank
+    for t, tok in enumerate(path):
+        if tok != blank and tok != prev:
+            spans.append((t, t))
+        elif tok != blank:
+            spans[-1] = (spans[-1][0], t)
+        prev = tok
+    return spans
+
+
 def align(log_probs: torch.Tensor, tokens: Sequence[int], blank: int = 0) -> list[tuple[int, int]]:
     """Forced alignment of one utterance: per token, its (first_frame, last_frame), inclusive.
 
@@ -69,22 +109,7 @@ def align(log_probs: torch.Tensor, tokens: Sequence[int], blank: int = 0) -> lis
         log_probs: (T, V) log-posteriors of one utterance (valid frames only).
         tokens: label ids without blanks.
     """
-    import torchaudio.functional as AF
-
     if len(tokens) == 0:
         return []
-    if ctc_min_frames(tokens) > log_probs.size(0):
-        raise InfeasibleLabelError(f"label needs {ctc_min_frames(tokens)} frames, input gives {log_probs.size(0)}")
-    lp = log_probs.detach().float().cpu().unsqueeze(0)
-    tgt = torch.tensor([list(tokens)], dtype=torch.int32)
-    path, _ = AF.forced_align(lp, tgt, blank=blank)
-    path = path[0].tolist()
-    spans: list[tuple[int, int]] = []
-    prev = blank
-    for t, tok in enumerate(path):
-        if tok != blank and (tok != prev):
-            spans.append((t, t))
-        elif tok != blank and tok == prev:
-            spans[-1] = (spans[-1][0], t)
-        prev = tok
-    return spans
+    path, _ = forced_path(log_probs, tokens, blank)
+    return path_spans(path.tolist(), blank)

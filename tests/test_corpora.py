@@ -179,7 +179,7 @@ def test_layouts_train_and_evaluate_through_the_cli(tmp_path, train_kind, val_ki
                 "--model", "tiny", "--batch-size", "4", "--warmup-steps", "1", *TINY)
     assert r.returncode == 0, r.stderr
     assert "epoch 1:" in r.stderr and "skipping" not in r.stderr
-    r = run_cli("eval", dev, "--checkpoint", out / "best.pt", "--out", tmp_path / "hyps.jsonl")
+    r = run_cli("eval", dev, "--checkpoint", out / "best.pt", "-o", tmp_path / "hyps.jsonl")
     assert r.returncode == 0, r.stderr
     assert "4 utterances" in r.stdout and "skipped" not in r.stdout
     refs = [json.loads(line)["reference"] for line in open(tmp_path / "hyps.jsonl")]

@@ -48,7 +48,7 @@ def test_eval_cli_matches_metrics(tmp_path):
 
     r = subprocess.run(
         [sys.executable, "-m", "crnn", "eval", "--checkpoint", str(tmp_path / "model.pt"), str(tmp_path / "test.jsonl"),
-         "--out", str(tmp_path / "hyps.jsonl"), "--batch-size", "2", "--device", "cpu"],
+         "-o", str(tmp_path / "hyps.jsonl"), "--batch-size", "2", "--device", "cpu"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert r.returncode == 1, r.stderr  # one file failed: reported, counted, and the exit status says so
@@ -83,7 +83,7 @@ def test_eval_cli_scores_an_utterance_too_fast_for_the_model(tmp_path):
     write_manifest(tmp_path / "test.jsonl", [{"path": str(tmp_path / "ok.wav"), "text": "one", "duration": 1.0},
                                              {"path": str(tmp_path / "fast.wav"), "text": fast, "duration": 0.1}])
     r = subprocess.run([sys.executable, "-m", "crnn", "eval", "--checkpoint", str(tmp_path / "model.pt"),
-                        str(tmp_path / "test.jsonl"), "--out", str(tmp_path / "hyps.jsonl"), "--device", "cpu"],
+                        str(tmp_path / "test.jsonl"), "-o", str(tmp_path / "hyps.jsonl"), "--device", "cpu"],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr  # nothing unusable: both items scored
     assert "note: " in r.stderr and "fast.wav: label needs" in r.stderr
@@ -99,3 +99,43 @@ def test_eval_cli_missing_checkpoint(tmp_path):
     r = subprocess.run([sys.executable, "-m", "crnn", "eval", "--checkpoint", str(tmp_path / "nope.pt"),
                         str(tmp_path / "m.jsonl")], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "nope.pt" in r.stderr
+
+
+def _eval(tmp_path, *argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crnn", "eval", *map(str, argv), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_eval_scores_an_exported_onnx_file_and_the_int8_copy_like_the_checkpoint(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from crnn.export import export_onnx
+
+    make_checkpoint(tmp_path / "model.pt")
+    export_onnx(crnn.load_model(tmp_path / "model.pt"), tmp_path / "model.onnx")
+    rng = np.random.default_rng(3)
+    rows = []
+    for i, text in enumerate(TEXTS):
+        sf.write(tmp_path / f"u{i}.wav", (0.3 * rng.standard_normal(6000 + 1000 * i)).astype(np.float32), 8000)
+        rows.append({"path": str(tmp_path / f"u{i}.wav"), "text": text})
+    write_manifest(tmp_path / "test.jsonl", rows)
+    scored = {}
+    for name, argv in (("pt", ["-c", "model.pt"]), ("onnx", ["-c", "model.onnx"]), ("int8", ["--model", "model.pt", "--int8"])):
+        r = _eval(tmp_path, *argv, "test.jsonl", "-o", f"{name}.jsonl")
+        assert r.returncode == 0, r.stderr
+        scored[name] = [json.loads(line)["hypothesis"] for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+    assert scored["onnx"] == scored["pt"]  # the same graph, run by onnxruntime
+    assert len(scored["int8"]) == len(TEXTS)  # int8 scored every item (its text may differ slightly)
+    r = _eval(tmp_path, "-c", "model.onnx", "--int8", "test.jsonl")
+    assert r.returncode == 1 and "error:" in r.stderr and "quantize int8" in r.stderr
+
+
+@pytest.mark.slow
+def test_eval_old_out_spelling_still_works_with_a_deprecation_note(tmp_path):
+    make_checkpoint(tmp_path / "model.pt")
+    sf.write(tmp_path / "u.wav", np.zeros(8000, np.float32), 8000)
+    write_manifest(tmp_path / "test.jsonl", [{"path": str(tmp_path / "u.wav"), "text": "one"}])
+    r = _eval(tmp_path, "--checkpoint", "model.pt", "test.jsonl", "--out", "hyps.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert "--out is deprecated" in r.stderr and "-o/--output" in r.stderr
+    assert json.loads((tmp_path / "hyps.jsonl").read_text().splitlines()[0])["reference"] == "one"

@@ -191,7 +191,7 @@ def test_cli_trains_and_evaluates_german_russian_chinese(tmp_path):
     info = json.loads(run_cli("info", out / "best.pt").stdout)
     assert info["tokenizer"] == {"units": "char", "text_norm": "basic", "size": info["tokenizer"]["size"]}
     assert {"ü", "ж", "你"} <= set(info["vocabulary"])
-    r = run_cli("eval", train, "--checkpoint", out / "best.pt", "--out", tmp_path / "hyps.jsonl")
+    r = run_cli("eval", train, "--checkpoint", out / "best.pt", "-o", tmp_path / "hyps.jsonl")
     assert r.returncode == 0, r.stderr and "CER" in r.stdout
     refs = {json.loads(line)["reference"] for line in open(tmp_path / "hyps.jsonl")}
     assert refs == {normalize_text(t, "basic") for t in texts}
@@ -211,7 +211,7 @@ def test_cli_bpe_model_trains_stores_its_units_and_decodes_with_lm_and_lexicon(t
     lexicon = tmp_path / "lexicon.txt"
     lexicon.write_text("\n".join(sorted({w for s in SPOKEN for w in s.split()})) + "\n")
     r = run_cli("eval", train, "--checkpoint", out / "best.pt", "--beam", "4", "--lm", spoken_lm,
-                "--lexicon", lexicon, "--out", tmp_path / "hyps.jsonl")
+                "--lexicon", lexicon, "-o", tmp_path / "hyps.jsonl")
     assert r.returncode == 0, r.stderr
     allowed = set(lexicon.read_text().split())
     for line in open(tmp_path / "hyps.jsonl"):
@@ -252,7 +252,7 @@ def test_cli_word_model_trains_stores_its_units_and_decodes_only_vocabulary_word
     info = json.loads(run_cli("info", out / "best.pt").stdout)
     assert info["tokenizer"]["units"] == "word"
     assert set(info["vocabulary"]) == {w for s in SPOKEN for w in normalize_text(s, "english").split()}
-    r = run_cli("eval", train, "--checkpoint", out / "best.pt", "--out", tmp_path / "hyps.jsonl")
+    r = run_cli("eval", train, "--checkpoint", out / "best.pt", "-o", tmp_path / "hyps.jsonl")
     assert r.returncode == 0, r.stderr
     for line in open(tmp_path / "hyps.jsonl"):
         row = json.loads(line)

@@ -212,3 +212,21 @@ def test_the_action_task_trains_on_its_own_budget_unless_told_otherwise():
     assert budget("--task", "actions", "--max-minutes", "5", "--no-time-schedule") == (30, 5.0, False)
     assert budget("--task", "actions", "--train-manifest", "m.jsonl") == (10, None, False)  # not the built-in data
     assert budget("--max-minutes", "3", "--time-schedule") == (10, 3.0, True)
+
+
+def test_every_augmentation_range_is_checked_at_parse_time():
+    from crnn.cli.train import get_args_parser as build_parser
+
+    for bad in (["--reverb", "2"], ["--babble", "-0.1"], ["--eq", "1.5"], ["--codec", "x"], ["--narrowband", "3"],
+                ["--noise-snr", "20", "5"], ["--babble-snr", "10", "0"], ["--reverb-rt60", "0.6", "0.1"],
+                ["--gain", "6", "-6"], ["--reverb-rt60", "0", "1"]):
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args([*bad, "--out", "x"])
+        assert e.value.code == 2, bad
+
+
+def test_waveform_augmentation_on_a_built_in_task_is_refused_not_ignored(tmp_path):
+    r = run_cli("train", "--out", tmp_path / "run", "--reverb", "0.5", "--speed-perturb")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--reverb" in r.stderr and "--speed-perturb" in r.stderr and "--train-manifest" in r.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -207,7 +207,7 @@ def test_layouts_train_and_evaluate_through_the_cli(tmp_path, layout):
     log = (out / "log.csv").read_text().splitlines()
     assert len(log) == 4  # header + one row per epoch
 
-    r = run_cli("eval", "--checkpoint", out / "best.pt", tmp_path / "dev.jsonl", "--out", tmp_path / "hyps.jsonl")
+    r = run_cli("eval", "--checkpoint", out / "best.pt", tmp_path / "dev.jsonl", "-o", tmp_path / "hyps.jsonl")
     assert r.returncode == 0, r.stderr
     assert "label WER" in r.stdout
     assert ("frame accuracy" in r.stdout) == (layout == "breakfast")  # only Breakfast has frame ground truth

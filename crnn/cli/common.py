@@ -28,6 +28,31 @@ def load_plugins(plugins: list[str]) -> None:
             importlib.import_module(spec)
 
 
+class DeprecatedAlias(__import__("argparse").Action):
+    """An old spelling of a flag: stores into the new flag's destination and notes the new name on stderr.
+
+    ``p.add_argument("--out", dest="output", action=DeprecatedAlias, new="-o/--output", help=SUPPRESS)``
+    """
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is deprecated and will be removed in the next release: use {self.new}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+class OrderedPair(__import__("argparse").Action):
+    """``--x MIN MAX`` (nargs=2, a numeric type): refused at parse time (exit 2) unless MIN <= MAX."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values[0] > values[1]:
+            parser.error(f"argument {option_string}: MIN must not exceed MAX, got {values[0]:g} {values[1]:g}")
+        setattr(namespace, self.dest, values)
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a usage error otherwise, never a traceback or a silent clamp)."""
     return _number(text, int, lambda v: v >= 1, "an integer >= 1")

@@ -10,7 +10,9 @@ output frames hold is decoded and scored (its errors count) and named in a note.
 
 Example::
 
-    crnn eval --checkpoint runs/digits/best.pt data/tts_digits/test.jsonl --out test_hyps.jsonl
+    crnn eval -c runs/digits/best.pt data/tts_digits/test.jsonl -o test_hyps.jsonl
+    crnn eval -c model.onnx data/tts_digits/test.jsonl          # an exported file, run by onnxruntime
+    crnn eval -c runs/digits/best.pt --int8 data/tts_digits/test.jsonl
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import argparse
 import json
 import sys
 
-from crnn.cli.common import add_plugin_arg, load_plugins, non_negative_int, positive_int
+from crnn.cli.common import DeprecatedAlias, add_plugin_arg, load_plugins, non_negative_int, positive_int
 from crnn.data.manifest import manifest_formats
 from crnn.cli.decode_args import add_decode_args, options_from_args
 
@@ -35,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest-format", default=None,
                    choices=manifest_formats(),
                    help="corpus layout of the manifest (default: detected from the path)")
-    p.add_argument("--out", help="write per-utterance JSON lines: path, reference, hypothesis, errors")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write per-utterance JSON lines: path, reference, hypothesis, errors")
+    p.add_argument("--out", dest="output", action=DeprecatedAlias, new="-o/--output", help=argparse.SUPPRESS)
+    p.add_argument("--int8", action="store_true",
+                   help="CPU: score the int8 copy of a .pt checkpoint (PyTorch dynamic quantization)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="utterances per batch (default: 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default: 0)")
@@ -49,7 +55,7 @@ def evaluate_manifest(args: argparse.Namespace):
     """Decode the manifest; returns ``(EvalResult, modality, prescan skips)`` and writes ``--out`` rows."""
     from torch.utils.data import DataLoader
 
-    from crnn.model.checkpoint import load_model
+    from crnn.cli.decode import load_decoding_model
     from crnn.data.build import make_dataset, prescan, read_rows
     from crnn.data.collate import collate
     from crnn.data.media import modality_of_rows
@@ -59,7 +65,11 @@ def evaluate_manifest(args: argparse.Namespace):
     from crnn.evaluation.evaluate import evaluate
 
     device = pick_device(args.device)
-    model = load_model(args.checkpoint, device=device)
+    model = load_decoding_model(args.checkpoint, device)  # a .pt checkpoint, a shipped name or an .onnx file
+    if args.int8:
+        from crnn.deploy.int8 import int8_for_decoding
+
+        model = int8_for_decoding(model, device)
     rows = read_rows(args.manifest, args.manifest_format)
     if not rows:
         raise ValueError(f"{args.manifest}: no utterances")
@@ -75,7 +85,7 @@ def evaluate_manifest(args: argparse.Namespace):
     # Length-sorted batches waste little compute on padding; order does not change the metrics.
     sampler = BucketBatchSampler(lengths, max_items=args.batch_size, shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=args.workers)
-    out = open(args.out, "w", encoding="utf-8") if args.out else None
+    out = open(args.output, "w", encoding="utf-8") if args.output else None
 
     def write_row(path: str, ref: str, hyp: str, counts: dict) -> None:
         if out:
@@ -115,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         acc = "" if r.frame_accuracy is None else f"  frame accuracy {100 * r.frame_accuracy:.2f}%"
         print(f"label WER {100 * r.wer:.2f}% ({r.word_errors}/{r.words} labels){acc}  {r.items} clips{skipped}")
-    if args.out:
-        print(f"per-utterance results: {args.out}")
+    if args.output:
+        print(f"per-utterance results: {args.output}")
     if failed:
         print(f"error: {failed} item(s) of {args.manifest} could not be scored (see 'skipped' above)", file=sys.stderr)
     return 1 if failed else 0

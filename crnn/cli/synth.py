@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from crnn.data.builtin.textlines import DEFAULT_HELD_OUT
+
 
 def main(args: argparse.Namespace) -> int:
     if args.kind == "dtmf":
@@ -19,7 +21,7 @@ def main(args: argparse.Namespace) -> int:
             return 2
         held_out = tuple(h.strip() for h in args.held_out_fonts.split(",") if h.strip())
         config = TextLinesConfig(split=args.split, fonts=tuple(args.fonts) if args.fonts else None, held_out=held_out,
-                                 height=args.height, plain=args.plain)
+                                 height=args.height, plain=args.plain, corpus=args.text_corpus)
         try:
             if args.text_only:
                 from pathlib import Path
@@ -58,7 +60,10 @@ def register(subparsers) -> None:
                         "that the other splits never draw; default: train)")
     p.add_argument("--fonts", action="append", metavar="PATH",
                    help="textlines: font folder, file or glob (repeatable; default: the system's fonts and matplotlib's)")
-    p.add_argument("--held-out-fonts", default="STIXGeneral", metavar="NAMES",
+    p.add_argument("--text-corpus", metavar="FILE",
+                   help="textlines: a text file of real sentences, one per line; half the lines are drawn from it "
+                        "(--split test draws the one sentence in five that training never does)")
+    p.add_argument("--held-out-fonts", default=",".join(DEFAULT_HELD_OUT), metavar="NAMES",
                    help="textlines: comma-separated parts of font file names kept for --split test only "
                         "(default: %(default)s)")
     p.add_argument("--height", type=int, default=32, help="textlines: line height in pixels (default: %(default)s)")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from crnn.cli.clip_augment_args import add_clip_augment_args, clip_augment_from_args
-from crnn.cli.common import (add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, open_fraction,
+from crnn.cli.common import (OrderedPair, add_plugin_arg, finite_float, fraction, load_plugins, non_negative_int, open_fraction,
                               parse_key_values,
                               positive_float, positive_int)
 from crnn.data.manifest import manifest_formats
@@ -84,18 +85,22 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     a.add_argument("--vtlp", type=vtlp_range, metavar="X", default=0.0,
                    help="vocal tract length perturbation: warp each utterance's frequency axis by a factor in "
                         "[1-X, 1+X] (e.g. 0.1; audio frontend, training only)")
-    a.add_argument("--noise-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="additive noise SNR range (dB)")
+    a.add_argument("--noise-snr", type=finite_float, nargs=2, action=OrderedPair, metavar=("MIN", "MAX"),
+                   help="additive noise SNR range (dB)")
     a.add_argument("--noise-dir", help="folder of noise recordings (else coloured noise is generated)")
-    a.add_argument("--gain", type=float, nargs=2, metavar=("MIN_DB", "MAX_DB"), help="random gain range")
+    a.add_argument("--gain", type=finite_float, nargs=2, action=OrderedPair, metavar=("MIN_DB", "MAX_DB"),
+                   help="random gain range")
     a.add_argument("--narrowband", type=fraction, metavar="P",
                    help="band-limit this share of utterances to 8 kHz capture (so 8 kHz files read as well)")
-    a.add_argument("--reverb", type=float, metavar="P", help="convolve this share of utterances with a room impulse response")
-    a.add_argument("--reverb-rt60", type=float, nargs=2, metavar=("MIN", "MAX"), help="simulated rooms' RT60 range (s)")
+    a.add_argument("--reverb", type=fraction, metavar="P", help="convolve this share of utterances with a room impulse response")
+    a.add_argument("--reverb-rt60", type=positive_float, nargs=2, action=OrderedPair, metavar=("MIN", "MAX"),
+                   help="simulated rooms' RT60 range (s)")
     a.add_argument("--rir-dir", help="folder of recorded impulse responses for --reverb (else rooms are simulated)")
-    a.add_argument("--babble", type=float, metavar="P", help="mix 1-3 other training utterances into this share")
-    a.add_argument("--babble-snr", type=float, nargs=2, metavar=("MIN", "MAX"), help="speech / babble SNR range (dB)")
-    a.add_argument("--eq", type=float, metavar="P", help="random microphone/channel EQ (tilt + one band) on this share")
-    a.add_argument("--codec", type=float, metavar="P", help="lossy codec round trip (MP3, Opus, GSM, mu-law) on this share")
+    a.add_argument("--babble", type=fraction, metavar="P", help="mix 1-3 other training utterances into this share")
+    a.add_argument("--babble-snr", type=finite_float, nargs=2, action=OrderedPair, metavar=("MIN", "MAX"),
+                   help="speech / babble SNR range (dB)")
+    a.add_argument("--eq", type=fraction, metavar="P", help="random microphone/channel EQ (tilt + one band) on this share")
+    a.add_argument("--codec", type=fraction, metavar="P", help="lossy codec round trip (MP3, Opus, GSM, mu-law) on this share")
     add_clip_augment_args(p)
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
@@ -115,6 +120,13 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     r.add_argument("--summary-json", help="also write the run summary (best CER/WER, time) to this file")
     add_plugin_arg(p)
     return p
+
+
+# waveform augmentation fields (crnn.data.audio.augment.AugmentConfig) -> the flag that sets each
+WAVE_AUGMENT_FLAGS = {"speed_perturb": "--speed-perturb", "speed_factors": "--speed-factors", "noise_snr": "--noise-snr",
+                      "noise_dir": "--noise-dir", "gain": "--gain", "narrowband_prob": "--narrowband",
+                      "reverb_prob": "--reverb", "reverb_rt60": "--reverb-rt60", "rir_dir": "--rir-dir",
+                      "babble_prob": "--babble", "babble_snr": "--babble-snr", "eq_prob": "--eq", "codec_prob": "--codec"}
 
 
 def speed_factor_list(text: str) -> tuple[float, ...]:
@@ -202,7 +214,13 @@ def main(args: argparse.Namespace) -> int:
     from crnn.training import train
 
     load_plugins(args.plugin)
-    summary = train(config_from_args(args))  # expected failures become `error: ...` lines in crnn.cli.main
+    cfg = config_from_args(args)
+    if cfg.augment and not cfg.train_manifest:
+        flags = ", ".join(sorted(WAVE_AUGMENT_FLAGS[k] for k in cfg.augment if k in WAVE_AUGMENT_FLAGS))
+        print(f"error: {flags} augment the recordings of --train-manifest; the built-in task --task {cfg.task} "
+              "draws its own variation (give --train-manifest, or leave them out)", file=sys.stderr)
+        return 2
+    summary = train(cfg)  # expected failures become `error: ...` lines in crnn.cli.main
     if summary.get("rank", 0) != 0:  # under torchrun only rank 0 reports
         return 0
     if summary["best"] is None:

@@ -49,6 +49,7 @@ class OnnxModel:
             raise CheckpointError(f"{path}: this is a streaming graph (chunk by chunk, state in and out); decode with "
                                   "the offline .onnx file exported beside it")
         self.metadata: dict[str, str] = dict(meta)
+        self._lengths_frontend = None
         self.cfg = ModelConfig.from_dict(json.loads(meta["config"]))
         self.tokenizer = self._tokenizer(meta)
         self.frame_shift = float(meta["frame_shift"]) if meta["frame_shift"] else None
@@ -89,7 +90,13 @@ class OnnxModel:
         return torch.from_numpy(log_probs), torch.from_numpy(out_lengths)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("an ONNX model computes output lengths in its graph (out_lengths)")
+        """Input lengths (B,) -> output frames (B,), by the frontend's own arithmetic (the graph computes the
+        same as ``out_lengths``); what the CTC pre-scan of ``crnn eval`` needs before decoding."""
+        if self._lengths_frontend is None:
+            from crnn.frontends import build_frontend
+
+            self._lengths_frontend = build_frontend(self.cfg.frontend, self.cfg.frontend_args)
+        return self._lengths_frontend.output_lengths(lengths)
 
     @property
     def frontend(self):
