@@ -226,6 +226,21 @@ def test_mostly_unreadable_files_stop_after_the_first_epoch(tmp_path, dtmf_manif
         train(quiet(tmp_path, train_manifest=str(bad), val_manifest=str(manifest)))
 
 
+def test_bad_data_split_between_the_pre_scan_and_loading_counts_as_a_whole(tmp_path, dtmf_manifest):
+    """Missing files (pre-scan) and unreadable ones (loading), each under half, together most of the data."""
+    root, manifest = dtmf_manifest
+    rows = _rows(manifest)  # 12 good rows
+    missing = [{"path": f"gone_{i}.wav", "text": "1"} for i in range(10)]
+    for i in range(8):
+        (root / f"junk_{i}.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 4)
+    junk = [{"path": f"junk_{i}.wav", "text": "1"} for i in range(8)]
+    bad = _write_rows(root / "split_bad.jsonl", rows + missing + junk)  # 30 rows: 10 + 8 = 60 % unusable
+    with pytest.raises(DataError, match=r"epoch 1: 8 of 20 items unusable while loading, after the pre-scan left "
+                                        r"out 33% of the rows: 60% of the training data in all"):
+        train(quiet(tmp_path, train_manifest=str(bad), val_manifest=str(manifest)))
+    assert not (tmp_path / "best.pt").exists()
+
+
 def test_unusable_validation_set_is_an_error_before_training(tmp_path, dtmf_manifest):
     root, manifest = dtmf_manifest
     val = _write_rows(root / "bad_val.jsonl", [{"path": "nope.wav", "text": "1"}])

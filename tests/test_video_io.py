@@ -156,3 +156,27 @@ def test_clip_loader_matches_eval_dataset_and_pickles(tmp_path):
     assert frames.shape == (10, 3, 16, 16) and torch.equal(frames, item["signal"])
     with pytest.raises(VideoReadError, match="gone.mp4"):
         load(str(tmp_path / "gone.mp4"))
+
+
+def test_a_cut_file_whose_index_comes_first_is_refused_not_read_short(tmp_path):
+    """An mp4 written with +faststart (index first) and cut to half its bytes still opens and declares all
+    its frames; decoding stops early. It is refused by name, never read as a short clip."""
+    import av
+
+    from crnn.data.video import VideoReadError, read_video
+
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=20)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(45):
+            frame = av.VideoFrame.from_ndarray((rng.random((64, 64, 3)) * 255).astype(np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    assert read_video(path).shape[0] == 45
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(VideoReadError, match=r"cut.mp4: truncated: the container declares 45 frames"):
+        read_video(cut)

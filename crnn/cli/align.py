@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
         return _usage(str(e))
     failed = 0
     for name, r in zip(names, align_files(model, items, max_seconds=args.max_seconds,
-                                          fill=args.frame_spans == "filled")):
+                                          spans=args.frame_spans)):
         if r.error:
             failed += 1
             print(f"error: {r.error}", file=sys.stderr)
@@ -107,10 +107,11 @@ def register(subparsers) -> None:
     p.add_argument("--format", default="json", metavar="LIST",
                    help="with --output-dir: comma-separated; audio: json,ctm,srt,vtt; video/features: "
                         "json,frames,ctm,srt,vtt; text lines: json (default: json)")
-    p.add_argument("--frame-spans", choices=["filled", "emitted"], default="filled",
-                   help="video/features: 'filled' gives every frame to the nearest aligned label (boundaries "
-                        "halfway between CTC spikes); 'emitted' keeps only the frames the CTC path emits a label "
-                        "on, the rest 'background' (default: filled)")
+    p.add_argument("--frame-spans", choices=["midpoint", "onset", "emitted"], default="midpoint",
+                   help="video/features: 'midpoint' gives every frame to the nearest aligned label (boundaries "
+                        "halfway between CTC spikes); 'onset' runs each label from its spike to the next label's; "
+                        "'emitted' keeps only the frames the CTC path emits a label on, the rest 'background' "
+                        "(default: midpoint)")
     p.add_argument("--max-seconds", type=positive_float, default=60.0, metavar="N",
                    help="refuse inputs longer than N seconds: alignment runs on the whole input at once "
                         "(default: 60)")

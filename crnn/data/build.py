@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch.utils.data import Dataset
@@ -33,6 +33,13 @@ class DataBundle:
     train_lengths: list[float] | None = None  # per item size for bucketing (None: plain batches)
     val_lengths: list[float] | None = None
     bucket: bool = False  # group items of similar length in batches even without --max-frames
+    prescan_skipped: list[str] = field(default_factory=list)  # "path: reason" of rows the pre-scan left out
+    prescan_total: int = 0  # training rows before the pre-scan
+
+    @property
+    def prescan_bad_share(self) -> float:
+        """Share of the training rows the pre-scan found unusable (0 for generated data)."""
+        return len(self.prescan_skipped) / self.prescan_total if self.prescan_total else 0.0
 
 
 def read_rows(source: str | list[str], manifest_format: str | None = None) -> list[dict]:
@@ -243,15 +250,26 @@ def rare_symbols(tokenizer: Tokenizer, texts: list[str], min_count: int = 3) -> 
     return rare
 
 
-def check_bad_fraction(bad: int, total: int, max_fraction: float, what: str, examples: list[str]) -> None:
-    """Stop a run whose data is mostly bad: more than ``max_fraction`` of ``total`` items unusable."""
+def check_bad_fraction(bad: int, total: int, max_fraction: float, what: str, examples: list[str],
+                       earlier_share: float = 0.0, earlier: str = "") -> None:
+    """Stop a run whose data is mostly bad: more than ``max_fraction`` of it unusable.
+
+    ``bad`` of ``total`` items failed in this phase (the pre-scan, or loading in an epoch), after an earlier
+    phase had already left out ``earlier_share`` of the data (``earlier`` says which): the run's share is
+    ``1 - (1 - earlier_share) * (1 - bad / total)``, so bad data split across phases counts as a whole.
+    """
+    lines = "".join(f"\n  {e}" for e in examples[:5])
     if total == 0 or bad == total:
-        lines = "".join(f"\n  {e}" for e in examples[:5])
         raise DataError(f"{what}: no usable item ({bad} of {total} unusable){lines}")
-    if bad / total > max_fraction:
-        lines = "".join(f"\n  {e}" for e in examples[:5])
-        raise DataError(f"{what}: {bad} of {total} items unusable ({100 * bad / total:.0f}% > "
-                        f"--max-bad-fraction {100 * max_fraction:.0f}%); first ones:{lines}")
+    share = 1 - (1 - earlier_share) * (1 - bad / total)
+    if share > max_fraction:
+        limit = f"--max-bad-fraction {100 * max_fraction:.0f}%"
+        if not earlier_share:
+            raise DataError(f"{what}: {bad} of {total} items unusable ({100 * share:.0f}% > {limit}); "
+                            f"first ones:{lines}")
+        raise DataError(f"{what}: {bad} of {total} items unusable while loading, after {earlier} left out "
+                        f"{100 * earlier_share:.0f}% of the rows: {100 * share:.0f}% of the training data in all "
+                        f"> {limit}; first ones:{lines}")
 
 
 def report_skipped(skipped: list[str], what: str, limit: int = 20) -> None:
@@ -289,4 +307,5 @@ def manifest_data(rows: list[dict], val_rows: list[dict] | None, tokenizer: Toke
             raise DataError(f"{val_name}: no usable validation item ({len(vskipped)} of {n_val} unusable){lines}")
         val_ds = make_dataset(val_rows, tokenizer, model.modality, model.reader_args, train=False)
     return DataBundle(train_ds, val_ds, tokenizer, dataset_lengths(train_ds),
-                      dataset_lengths(val_ds) if val_ds is not None else None)
+                      dataset_lengths(val_ds) if val_ds is not None else None,
+                      prescan_skipped=skipped, prescan_total=n)

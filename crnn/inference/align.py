@@ -7,9 +7,11 @@ model's modality decides the units of the result:
 
 * **audio**: words and tokens with start/end seconds (output frame ``t`` starts at ``t * frame_shift``).
 * **video / features**: one segment per label (a word of a label vocabulary), as input frames and seconds at
-  the reader's ``fps``; by default every input frame goes to the nearest aligned label (boundaries halfway
-  between neighbouring CTC spikes, as frame accuracy scores them); ``fill=False`` keeps only the frames the
-  path emits each label on, the rest labelled ``"background"``.
+  the reader's ``fps``. CTC emits a label on a frame or two (a spike), so ``spans`` says how segments are
+  drawn (:data:`SPANS`): ``"midpoint"`` (default) gives every input frame to the nearest aligned label
+  (boundaries halfway between neighbouring spikes, as ``crnn.evaluation.frame_accuracy`` scores frames);
+  ``"onset"`` starts each label at its spike and runs it to the next label's; ``"emitted"`` keeps only the
+  frames the path emits each label on, the rest labelled ``"background"``.
 * **image** (text lines): each character's and word's pixel columns in the input image (``end`` exclusive).
 
 Every word, token and segment has a ``score``: the mean per-frame log-probability of its aligned path (a
@@ -38,7 +40,8 @@ from crnn.inference.batching import Input, input_name
 from crnn.model.network import CRNN
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
-BACKGROUND = "background"  # per-frame label of frames no aligned label covers (``fill=False``)
+BACKGROUND = "background"  # per-frame label of frames no aligned label covers (``spans="emitted"``)
+SPANS = ("midpoint", "onset", "emitted")  # how video/features segments are drawn from the CTC spikes
 MAX_SECONDS = 60.0  # inputs longer than this are refused (alignment runs on the whole input)
 
 
@@ -213,7 +216,8 @@ class Alignment:
             return {"path": self.path, "error": self.error}
         row: dict[str, Any] = {"path": self.path, "text": self.text, "score": round(self.score, 4)}
         if self.modality == "image":
-            chars = [{"char": t["token"], "start": t["start"], "end": t["end"], "score": t["score"]} for t in self.tokens]
+            chars = [{"char": t["token"], "start": t["start"], "end": t["end"], "score": t["score"]}
+                     for t in self.tokens]
             row.update(unit="px", words=self.words, chars=chars)
         elif self.modality in ("video", "features"):
             row.update(duration=self.duration, fps=self.fps, segments=[
@@ -249,7 +253,7 @@ def in_pixels(fa: FrameAlignment, tokenizer: Tokenizer, px_per_frame: float, wid
     return words, _tokens(fa, tokenizer, px)
 
 
-def in_input_frames(fa: FrameAlignment, stride: int, n_input: int, fps: float, fill: bool = True,
+def in_input_frames(fa: FrameAlignment, stride: int, n_input: int, fps: float, spans: str = "midpoint",
                     ) -> tuple[list[dict], list[str]]:
     """Video and features: per label (word), its input frames and seconds, and one label per input frame.
 
@@ -257,20 +261,25 @@ def in_input_frames(fa: FrameAlignment, stride: int, n_input: int, fps: float, f
     output frame's belong to it.
 
     Args:
-        fill: every input frame goes to the nearest aligned label (boundaries halfway between neighbouring
-            spans); False: only the frames the path emits a label on, the rest :data:`BACKGROUND`.
-            (Default: True)
+        spans: ``"midpoint"``: every input frame to the nearest aligned label (boundaries halfway between
+            neighbouring spans); ``"onset"``: each label from its first emitted frame to the next label's (the
+            first from frame 0); ``"emitted"``: only the frames the path emits a label on, the rest
+            :data:`BACKGROUND`. (Default: "midpoint")
 
     Returns:
         segments ``{"word", "start_frame", "end_frame" (exclusive), "start", "end", "score"}`` and the
         per-frame labels (n_input,).
     """
+    if spans not in SPANS:
+        raise ValueError(f"spans must be one of {', '.join(SPANS)}, got {spans!r}")
     T = fa.path.numel()
-    if fill:
-        starts = [0] + [(fa.word_spans[k - 1][1] + fa.word_spans[k][0]) // 2 + 1 for k in range(1, len(fa.words))]
-        ranges = [(a * stride, b * stride) for a, b in zip(starts, starts[1:] + [T])]
-    else:
+    if spans == "emitted":
         ranges = [(a * stride, (b + 1) * stride) for a, b in fa.word_spans]
+    else:
+        ws = fa.word_spans
+        starts = [0] + [(ws[k - 1][1] + ws[k][0]) // 2 + 1 if spans == "midpoint" else ws[k][0]
+                        for k in range(1, len(ws))]
+        ranges = [(a * stride, b * stride) for a, b in zip(starts, starts[1:] + [T])]
     ranges = [(min(a, n_input), n_input if b >= T * stride else min(b, n_input)) for a, b in ranges]
     labels = [BACKGROUND] * n_input
     segments = []
@@ -310,7 +319,7 @@ def time_stride(model: CRNN, fps: float) -> int:
 
 def align_one(model: CRNN, item: Input, text: str | Sequence[str], name: str | None = None, *,
               offset: float | None = None, duration: float | None = None, max_seconds: float | None = MAX_SECONDS,
-              fill: bool = True) -> Alignment:
+              spans: str = "midpoint") -> Alignment:
     """Align one input (a path, or ``(samples, sample_rate)`` audio) with its transcript.
 
     Raises:
@@ -355,7 +364,7 @@ def align_one(model: CRNN, item: Input, text: str | Sequence[str], name: str | N
         result.words, result.tokens = in_pixels(fa, model.tokenizer, info["px"], info["width"])
     else:
         result.words, result.frame_labels = in_input_frames(fa, time_stride(model, result.fps), signal.shape[0],
-                                                            result.fps, fill)
+                                                            result.fps, spans)
         result.tokens = [{"token": w["word"], **{k: w[k] for k in ("start", "end", "score")}} for w in result.words]
     return result
 
@@ -388,7 +397,7 @@ def _read_audio(model: CRNN, item: Input, name: str, offset: float | None, durat
 
 
 def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None = MAX_SECONDS,
-                fill: bool = True) -> Iterator[Alignment]:
+                spans: str = "midpoint") -> Iterator[Alignment]:
     """Align each item in order, yielding one :class:`Alignment` per item; a bad one has ``error`` set
     (naming it) and the others go on.
 
@@ -397,10 +406,13 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
         items: ``(input, transcript)`` pairs (a path or ``(samples, sample_rate)`` audio; a string, or a list
             of labels), or manifest rows ``{"path", "text", ["offset", "duration"]}``.
         max_seconds: longer inputs are refused; None: no limit. (Default: 60)
-        fill: video and features: every frame to its nearest label, else unaligned frames ``"background"``.
+        spans: video and features: how segments are drawn from the CTC spikes (:data:`SPANS`, see
+            :func:`in_input_frames`). (Default: "midpoint")
     """
     if model.tokenizer is None:
         raise ValueError("the model has no tokenizer: load it with crnn.load_model or attach model.tokenizer")
+    if spans not in SPANS:
+        raise ValueError(f"spans must be one of {', '.join(SPANS)}, got {spans!r}")
     model.eval()
     for i, item in enumerate(items):
         name = f"item {i}"
@@ -408,7 +420,7 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
             inp, text, offset, duration = _item_parts(item, i)
             name = input_name(inp, i)
             yield align_one(model, inp, text, name, offset=offset, duration=duration, max_seconds=max_seconds,
-                            fill=fill)
+                            spans=spans)
         except (ValueError, OSError, RuntimeError) as e:  # every input error is a per-item message, never a crash
             reason = str(e)
             yield Alignment(name, model.modality, error=reason if name in reason else f"{name}: {reason}")
@@ -417,7 +429,7 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
 def align(
     inputs: Input | Sequence[Input], texts: str | Sequence[str] | Sequence[Sequence[str]],
     checkpoint: str | os.PathLike | None = None, model: CRNN | None = None, *, device: str | torch.device = "cpu",
-    max_seconds: float | None = MAX_SECONDS, fill: bool = True, errors: str = "raise",
+    max_seconds: float | None = MAX_SECONDS, spans: str = "midpoint", errors: str = "raise",
 ) -> list[Alignment]:
     """Force-align known transcripts to files or in-memory audio: the rows ``crnn align`` prints.
 
@@ -429,8 +441,9 @@ def align(
         model: a loaded model with its tokenizer (``crnn.load_model``).
         device: where a model loaded from ``checkpoint`` runs. (Default: "cpu")
         max_seconds: longer inputs are refused (alignment runs on the whole input); None: no limit. (Default: 60)
-        fill: video and features: every input frame to the nearest aligned label (Default: True), else
-            frames outside the labels' CTC spans are ``"background"``.
+        spans: video and features: ``"midpoint"`` (every input frame to the nearest aligned label),
+            ``"onset"`` (each label from its CTC spike to the next label's) or ``"emitted"`` (only the frames
+            the path emits a label on, the rest ``"background"``). (Default: "midpoint")
         errors: ``"raise"`` raises AlignmentError for the first bad input; ``"keep"`` returns results with
             ``error`` set. (Default: "raise")
 
@@ -456,7 +469,7 @@ def align(
     texts = list(texts)
     if len(texts) != len(items):
         raise ValueError(f"{len(items)} input(s) but {len(texts)} transcript(s)")
-    results = list(align_files(model, list(zip(items, texts)), max_seconds=max_seconds, fill=fill))
+    results = list(align_files(model, list(zip(items, texts)), max_seconds=max_seconds, spans=spans))
     if errors == "raise":
         for r in results:
             if r.error:

@@ -8,8 +8,36 @@ import torch
 import torch.nn as nn
 
 from crnn.model.presets import PRESETS, ModelConfig
+from crnn.cells.base import exporting
 from crnn.model.encoder import RecurrentEncoder
 from crnn.frontends import build_frontend, reader_args
+
+
+# what forward_features takes, per modality: the rank of x and where its padded length is
+INPUT_FORMS = {"audio": (2, 1, "(B, S) samples"), "video": (5, 1, "(B, T, C, H, W) frames"),
+               "features": (3, 1, "(B, T, D) features"), "image": (4, 3, "(B, C, H, W) line images")}
+
+
+def check_input(modality: str, x: torch.Tensor, lengths: torch.Tensor) -> None:
+    """Raise ValueError unless ``x`` and ``lengths`` have the form the ``modality``'s frontend reads."""
+    if modality not in INPUT_FORMS:
+        return  # a plugin's modality: its frontend checks its own input
+    rank, time_dim, form = INPUT_FORMS[modality]
+    if not isinstance(x, torch.Tensor) or x.dim() != rank:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"a {modality} model reads {form}, got {shape}")
+    if x.is_complex() or x.dtype == torch.bool or (not x.is_floating_point() and modality in ("audio", "features")):
+        raise ValueError(f"a {modality} model reads real {'float' if modality in ('audio', 'features') else 'uint8 or float'} "
+                         f"values, got {x.dtype}")
+    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.numel() != x.size(0):
+        shape = tuple(lengths.shape) if isinstance(lengths, torch.Tensor) else type(lengths).__name__
+        raise ValueError(f"lengths must be ({x.size(0)},), one per item of the batch, got {shape}")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must be integers, got {lengths.dtype}")
+    # values are checked where they are free to read (on the CPU); on a GPU that would stall every step
+    if lengths.numel() and lengths.device.type == "cpu" and (int(lengths.min()) < 0 or int(lengths.max()) > x.size(time_dim)):
+        raise ValueError(f"lengths must lie in [0, {x.size(time_dim)}] (the padded length), got "
+                         f"{int(lengths.min())}..{int(lengths.max())}")
 
 
 class CRNN(nn.Module):
@@ -76,14 +104,20 @@ class CRNN(nn.Module):
         """Backbone features.
 
         Args:
-            x: (B, S) waveform for audio, (B, T, C, H, W) frames for video, (B, T, D) features.
-            lengths: (B,) valid samples / frames per item.
+            x: (B, S) float waveform for audio, (B, T, C, H, W) frames for video (uint8 or float in [0, 1]),
+                (B, T, D) float features, (B, C, H, W) text-line images (uint8 or float in [0, 1]).
+            lengths: (B,) integer valid samples / frames / pixel columns per item, each at most the padded length.
             state: per-layer recurrent state from a previous chunk (streaming). (Default: None)
             return_state: also return the new per-layer state. (Default: False)
 
         Returns:
             features (B, T', num_features), lengths (B,) [, state]
+
+        Raises:
+            ValueError: an input of another rank or dtype, or lengths that do not describe it.
         """
+        if not exporting():
+            check_input(self.modality, x, lengths)
         feats, lengths = self.frontend(x, lengths)  # (B, T', D_frontend)
         feats, lengths, new_state = self.encoder(feats, lengths, state)  # (B, T', H * dirs)
         return (feats, lengths, new_state) if return_state else (feats, lengths)

@@ -55,11 +55,13 @@ class EpochCounters:
     def mean_loss(self) -> float:
         return float(self.loss_sum) / max(float(self.loss_steps), 1.0)
 
-    def check_usable(self, epoch: int, cfg: TrainConfig, device: torch.device) -> None:
-        """Stop when an epoch fed nothing, or when most of the first epoch's items were bad."""
+    def check_usable(self, epoch: int, cfg: TrainConfig, device: torch.device, prescan_share: float = 0.0,
+                     prescan_examples: list[str] = ()) -> None:
+        """Stop when an epoch fed nothing, or when the run's data is mostly bad: the rows the pre-scan left
+        out (``prescan_share`` of them) and this epoch's unreadable items, counted together."""
         bad, used = dist_utils.all_reduce_sum([len(self.skipped), self.used + self.infeasible], device)
-        if used == 0 or epoch == 0:
-            check_bad_fraction(int(bad), int(bad + used), cfg.max_bad_fraction, f"epoch {epoch + 1}", self.skipped)
+        check_bad_fraction(int(bad), int(bad + used), cfg.max_bad_fraction, f"epoch {epoch + 1}",
+                           [*prescan_examples[:2], *self.skipped], prescan_share, "the pre-scan")
 
     def row(self, epoch: int, step: int, stats: EvalResult | None, lr: float, seconds: float) -> dict[str, Any]:
         return {"epoch": epoch + 1, "step": step, "train_loss": self.mean_loss(),

@@ -179,7 +179,7 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
                     if spent > 1:
                         stop = True
                         break
-        ep.check_usable(epoch, cfg, device)
+        ep.check_usable(epoch, cfg, device, bundle.prescan_bad_share, bundle.prescan_skipped)
         stats = validate(ddp_model, val_loader, device, amp_dtype, cfg.val_manifest or f"{cfg.task} validation")
         seconds = elapsed_before + time.time() - t_start
         improved = stats is not None and math.isfinite(stats.cer) and stats.cer < best["cer"]

@@ -53,21 +53,60 @@ class AudioSource:
         raise NotImplementedError
 
 
+MAX_ARRAY_CHANNELS = 8  # a 2-D array's channel axis is the short one, at most this long
+# integer sample formats, scaled by their own full range to [-1, 1)
+INTEGER_SCALE = {np.dtype(np.int8): (0.0, 128.0), np.dtype(np.uint8): (128.0, 128.0),
+                 np.dtype(np.int16): (0.0, 32768.0), np.dtype(np.int32): (0.0, 2.0 ** 31),
+                 np.dtype(np.uint16): (32768.0, 32768.0)}
+
+
+def array_samples(samples, name: str = "<array>") -> np.ndarray:
+    """In-memory audio as mono float32 ``(S,)``.
+
+    Accepted: ``(S,)`` mono, or ``(C, S)`` / ``(S, C)`` with ``C <= 8`` channels (averaged), as a numpy array,
+    a torch tensor or a list; float samples in [-1, 1] as they are, integer ones (int8, uint8, int16,
+    uint16, int32) scaled by their own range. Anything else raises AudioReadError naming ``name`` and the
+    reason: more dimensions, a square or otherwise ambiguous 2-D shape, no samples, a non-numeric dtype,
+    non-finite values.
+    """
+    x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+    if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
+        raise AudioReadError(name, f"audio samples must be real numbers (float or integer), got dtype {x.dtype}")
+    if x.ndim not in (1, 2):
+        raise AudioReadError(name, f"expected (samples,) or (channels, samples) audio, got shape {tuple(x.shape)}")
+    if x.size == 0:
+        raise AudioReadError(name, f"contains no audio samples (shape {tuple(x.shape)})")
+    if x.ndim == 2:
+        c_first = x.shape[0] <= MAX_ARRAY_CHANNELS < x.shape[1]
+        c_last = x.shape[1] <= MAX_ARRAY_CHANNELS < x.shape[0]
+        if not (c_first or c_last):
+            raise AudioReadError(name, f"a 2-D array must be (channels, samples) or (samples, channels) with at most "
+                                       f"{MAX_ARRAY_CHANNELS} channels; shape {tuple(x.shape)} is neither")
+    if x.dtype.kind in "iu":
+        if x.dtype not in INTEGER_SCALE:
+            raise AudioReadError(name, f"unsupported integer sample format {x.dtype} (int8, uint8, int16, uint16, int32)")
+        offset, scale = INTEGER_SCALE[x.dtype]
+        x = (x.astype(np.float64) - offset) / scale
+    elif not np.isfinite(x).all():
+        raise AudioReadError(name, "non-finite samples (NaN or infinity)")
+    if x.ndim == 2:
+        x = x.mean(axis=0 if x.shape[0] <= MAX_ARRAY_CHANNELS < x.shape[1] else 1)
+    return x.astype(np.float32, copy=False)
+
+
 class ArraySource(AudioSource):
-    """A waveform already in memory: (S,) mono or (S, C) / (C, S) with C < S channels (averaged)."""
+    """A waveform already in memory (the forms :func:`array_samples` accepts), at ``sample_rate``."""
 
     def __init__(self, samples, sample_rate: int, name: str = "<array>"):
-        x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
-        if x.ndim == 2:
-            x = x.mean(axis=0 if x.shape[0] < x.shape[1] else 1)
-        if x.ndim != 1:
-            raise AudioReadError(name, f"expected (S,) or (S, C) samples, got shape {tuple(x.shape)}")
-        if x.size == 0:
-            raise AudioReadError(name, "contains no audio samples")
-        if int(sample_rate) <= 0:
-            raise AudioReadError(name, f"sample rate must be positive, got {sample_rate}")
-        self.samples = x.astype(np.float32, copy=False)
-        self.name, self.sample_rate, self.num_samples = name, int(sample_rate), x.size
+        x = array_samples(samples, name)
+        try:
+            rate = int(sample_rate)
+        except (TypeError, ValueError):
+            rate = 0
+        if rate <= 0 or rate != sample_rate:
+            raise AudioReadError(name, f"sample rate must be a positive integer, got {sample_rate!r}")
+        self.samples = x
+        self.name, self.sample_rate, self.num_samples = name, rate, x.size
 
     def _read(self, a: int, b: int) -> np.ndarray:
         return self.samples[a:b]

@@ -106,6 +106,11 @@ def resample_indices(n_frames: int, src_fps: float, fps: float | None) -> list[i
     return [min(int(np.floor(i * ratio + 1e-6)), n_frames - 1) for i in range(n_out)]
 
 
+# A file must deliver this share of the frames its container declares (frame counts of some muxers are
+# estimates by a frame or two; a cut file delivers far fewer).
+MIN_DECODED_SHARE = 0.95
+
+
 def _read_video_file(path: Path, fps: float | None, size: tuple[int, int] | None, max_bytes: int) -> torch.Tensor:
     import av
 
@@ -149,6 +154,10 @@ def _read_video_file(path: Path, fps: float | None, size: tuple[int, int] | None
                     next_t += step
             if step is not None and arr is not None:  # same count as resample_indices when up-sampling
                 frames.extend([arr] * (len(resample_indices(n_src, src_fps, fps)) - len(frames)))
+            declared = stream.frames or 0
+            if declared and n_src < declared * MIN_DECODED_SHARE - 2:  # a cut file whose index survived
+                raise VideoReadError(f"{path}: truncated: the container declares {declared} frames, only {n_src} "
+                                     "could be decoded")
     except VideoReadError:
         raise
     except (av.error.FFmpegError, OSError, ValueError, ZeroDivisionError, OverflowError) as e:
