@@ -89,3 +89,30 @@ def test_json_never_prints_nan(tmp_path):
     assert r.returncode == 1 and b"Traceback" not in r.stderr
     row = no_nan_json(r.stdout.strip())
     assert "not finite" in row["error"]
+
+
+def test_an_empty_folder_among_the_inputs_is_named_not_ignored(tmp_path):
+    ck = tiny_checkpoint(tmp_path / "m.pt")
+    sf.write(tmp_path / "good.wav", (0.1 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32), 8000)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no audio here")
+    r = decode(tmp_path, "good.wav", "empty", "notes", "-c", ck)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err
+    assert "error: empty: no audio files in this folder (looked for" in err and "error: notes: no audio files" in err
+    assert r.stdout.decode().startswith("good.wav\t")  # the good file was decoded all the same
+    assert "2 of 3 file(s) failed" in err
+    alone = decode(tmp_path, "empty", "-c", ck)
+    assert alone.returncode == 1 and "error: empty: no audio files in this folder" in alone.stderr.decode()
+
+
+def test_eval_of_a_manifest_with_nothing_to_score_names_the_manifest(tmp_path):
+    ck = tiny_checkpoint(tmp_path / "m.pt")
+    sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 8000)
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"path": str(tmp_path / "a.wav"), "text": t}) + "\n"
+                                              for t in ("", "  ")))
+    r = subprocess.run([sys.executable, "-m", "crnn", "eval", "-c", str(ck), "m.jsonl", "--device", "cpu"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "BucketBatchSampler" not in r.stderr
+    assert "error: m.jsonl: nothing to score: all 2 row(s) were left out (first: m.jsonl:1: empty transcript)" in r.stderr

@@ -94,3 +94,32 @@ def test_registered_reader_follows_the_frontend_settings(tmp_path):
     f = build_frontend("image", {"height": 10, "channels": 3})
     assert reader_args(f) == {"height": 10, "channels": 3}
     assert make_reader("image", reader_args(f))(str(tmp_path / "l.png")).shape == (3, 10, 40)
+
+
+def test_a_16_bit_grey_line_is_scaled_by_its_range_not_clipped(tmp_path):
+    line = line_array(120, 30).astype(np.uint16) * 257  # the same picture in 16 bits (255 -> 65535)
+    Image.fromarray(line).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as im:
+        assert im.mode.startswith("I")  # Pillow reads it as 16-bit integers
+    Image.fromarray(line_array(120, 30)).save(tmp_path / "flat.png")
+    deep = read_line_image(tmp_path / "deep.png", height=None)
+    flat = read_line_image(tmp_path / "flat.png", height=None)
+    assert torch.allclose(deep, flat, atol=1 / 255)
+    assert float(deep.min()) == 0.0 and float(deep.max()) == 1.0  # ink and paper, not a blank page
+
+
+def test_an_image_too_small_to_hold_a_character_is_refused(tmp_path):
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(tmp_path / "dot.png")
+    assert "too small for a text line" in reason(tmp_path / "dot.png")
+
+
+def test_a_short_word_taller_than_wide_is_a_line_and_a_page_is_not(tmp_path):
+    word = np.full((33, 23), 255, np.uint8)
+    word[8:26, 3:20] = 0  # one short word, 23x33 px: one row of ink
+    Image.fromarray(word).save(tmp_path / "word.png")
+    assert read_line_image(tmp_path / "word.png").shape == (1, 32, 22)
+    page = np.full((200, 60), 255, np.uint8)
+    for top in range(6, 190, 24):
+        page[top:top + 12, 4:56] = 0
+    Image.fromarray(page).save(tmp_path / "page.png")
+    assert "rows of text one above the other" in reason(tmp_path / "page.png")

@@ -155,6 +155,30 @@ def test_failed_checkpoint_write_names_the_file_and_keeps_the_previous(tmp_path,
     assert path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_failed_clean_up_never_hides_the_error_that_ended_the_run(tmp_path, dtmf_manifest, monkeypatch, capsys):
+    """The folder turns read-only mid-run: the checkpoint write fails, and so does removing the lock. The
+    error the user sees names the checkpoint and the reason; the lock's failure is a note beside it."""
+    from pathlib import Path
+
+    root, manifest = dtmf_manifest
+
+    def read_only(obj, f, *a, **k):
+        raise OSError(30, "Read-only file system")
+
+    real_unlink = Path.unlink
+
+    def unlink(self, *a, **k):
+        if self.name == ".lock":
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(torch, "save", read_only)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(CheckpointError, match=r"(best|last)\.pt: cannot write checkpoint \(Read-only file system\)"):
+        train(quiet(tmp_path, train_manifest=str(manifest), val_manifest=str(manifest), epochs=1))
+    assert ".lock: cannot remove the run lock (Permission denied)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda c: c["tokenizer"].update(symbols=c["tokenizer"]["symbols"][:-2]), "output layer has 17"),
     (lambda c: c.pop("state_dict"), "missing 'state_dict'"),

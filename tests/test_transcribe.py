@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 import crnn
+import torch
 from cli_helpers import run_cli
 from test_trained_model import plain_dialer
 
@@ -111,3 +112,46 @@ def test_a_long_input_failing_midway_fails_alone(model, tmp_path):
         assert before.text == "147" * 12 and before.segments > 4 and after.text == "147"
         assert failed.hypotheses is None
         assert failed.error == f"{tmp_path / 'bad.wav'}: non-finite samples (NaN or infinity) at 40.00 s"
+
+
+@pytest.mark.parametrize("array, reason", [
+    (np.zeros((300, 300), np.float32), "is neither"),
+    (np.zeros((0, 2), np.float32), "contains no audio samples"),
+    (np.zeros((2, 3, 400), np.float32), "expected (samples,) or (channels, samples)"),
+    (np.array([0.1, np.nan] * 200, np.float32), "non-finite"),
+    (np.array(["a"] * 400), "must be real numbers"),
+    (np.zeros(400, np.complex64), "must be real numbers"),
+])
+def test_arrays_of_a_shape_or_dtype_audio_cannot_have_are_refused_with_the_reason(array, reason):
+    from crnn.data.audio import AudioReadError
+    from crnn.data.audio.blocks import array_samples
+
+    with pytest.raises(AudioReadError) as e:
+        array_samples(array, "<array 0>")
+    assert reason in str(e.value) and "<array 0>" in str(e.value)
+
+
+def test_integer_arrays_are_scaled_by_their_own_range_and_channels_averaged():
+    from crnn.data.audio.blocks import array_samples
+
+    half = np.full(400, 16384, np.int16)
+    assert np.allclose(array_samples(half), 0.5)
+    assert np.allclose(array_samples(np.full(400, 192, np.uint8)), 0.5)
+    assert np.allclose(array_samples(np.full(400, 2 ** 30, np.int32)), 0.5)
+    stereo = np.stack([np.full(400, 0.2), np.full(400, 0.4)]).astype(np.float32)  # (C, S)
+    assert np.allclose(array_samples(stereo), 0.3) and np.allclose(array_samples(stereo.T), 0.3)
+
+
+def test_forward_features_refuses_inputs_of_another_form():
+    model = crnn.create_model("tiny", vocab_size=5, hidden_size=8, num_layers=1)
+    x = torch.zeros(2, 4000)
+    with pytest.raises(ValueError, match=r"reads \(B, S\) samples, got \(2, 1, 4000\)"):
+        model.forward_features(x[:, None], torch.tensor([4000, 4000]))
+    with pytest.raises(ValueError, match="lengths must be \\(2,\\)"):
+        model.forward_features(x, torch.tensor([4000]))
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, 4000\]"):
+        model.forward_features(x, torch.tensor([4000, 5000]))
+    with pytest.raises(ValueError, match="real float values, got torch.int16"):
+        model.forward_features(x.to(torch.int16), torch.tensor([4000, 4000]))
+    feats, lengths = model.forward_features(x, torch.tensor([4000, 2000]))
+    assert feats.shape[0] == 2 and lengths.tolist()[0] > lengths.tolist()[1]

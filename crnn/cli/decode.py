@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from crnn.model.checkpoint import CheckpointError
-    from crnn.data.media import expand_inputs
+    from crnn.data.media import empty_folders, expand_inputs, folder_problem
     from crnn.inference.api import SegmentOptions, transcribe_files
     from crnn.inference.outputs import output_paths, parse_formats
     from crnn.runtime import cpu_threads, pick_device
@@ -103,16 +103,20 @@ def main(args: argparse.Namespace) -> int:
     if args.stream:
         return stream_main(args, model, decoder, segment)
     paths = expand_inputs(args.inputs, model.modality)
+    empty = empty_folders(args.inputs, model.modality)
+    for folder in empty:
+        print(f"error: {folder_problem(folder, model.modality)}", file=sys.stderr)
     if not paths:
-        print("error: no input files", file=sys.stderr)
-        return 2
+        if not empty:
+            print("error: no input files", file=sys.stderr)
+        return 1 if empty else 2
     try:
         targets = output_paths(paths, args.output_dir, formats) if args.output_dir else None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     nbest = getattr(args, "nbest", 1) or 1
-    failed = 0
+    failed = len(empty)
     with progress(len(paths), args.quiet) as bar:
         for r in transcribe_files(model, paths, decoder, batch_size=args.batch_size, device=device,
                                   workers=args.workers, segment=segment):
@@ -129,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
                 failed += 1
                 bar.write(f"error: {e.filename or r.path}: cannot write output ({e.strerror or e})", file=sys.stderr)
     if failed:
-        print(f"{failed} of {len(paths)} file(s) failed", file=sys.stderr)
+        print(f"{failed} of {len(paths) + len(empty)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 

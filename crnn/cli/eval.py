@@ -77,9 +77,12 @@ def evaluate_manifest(args: argparse.Namespace):
         raise ValueError(f"{args.manifest}: holds {modality_of_rows(rows)} data, but the model in {args.checkpoint} "
                          f"reads {model.modality} (frontend {model.cfg.frontend!r})")
     decoder = Decoder(model.tokenizer, options_from_args(args), frame_shift=model.frame_shift)
+    n_rows = len(rows)
     rows, dropped = prescan(rows, model.tokenizer, model, keep_infeasible=True)
     for line in dropped:
         print(f"skipped {line}", file=sys.stderr)
+    if not rows:
+        raise ValueError(f"{args.manifest}: nothing to score: all {n_rows} row(s) were left out (first: {dropped[0]})")
     dataset = make_dataset(rows, model.tokenizer, model.modality, model.reader_args, train=False)
     lengths = [float(n) for n in dataset.lengths()]
     # Length-sorted batches waste little compute on padding; order does not change the metrics.

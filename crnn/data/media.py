@@ -66,6 +66,17 @@ def expand_inputs(inputs: list[str], modality: str) -> list[str]:
     return out
 
 
+def empty_folders(inputs: list[str], modality: str) -> list[str]:
+    """The folders among ``inputs`` that hold no file the modality's reader takes (each an error to report:
+    a folder given as input and silently skipped is a confident wrong answer about the rest)."""
+    return [item for item in inputs if Path(item).is_dir() and not expand_inputs([item], modality)]
+
+
+def folder_problem(folder: str, modality: str) -> str:
+    """``"DIR: no audio files in this folder (looked for .flac, .mp3, ...)"``: the message for an empty folder."""
+    return f"{folder}: no {modality} files in this folder (looked for {', '.join(sorted(READABLE[modality]))})"
+
+
 ReaderFactory = Callable[[dict], Callable[[str], torch.Tensor]]
 READERS: Registry[ReaderFactory] = Registry("reader")
 

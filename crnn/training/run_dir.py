@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import shutil
 from pathlib import Path
 
@@ -56,8 +57,16 @@ class RunLock:
             return None
 
     def release(self) -> None:
-        if self._owner() == os.getpid():
+        """Remove the lock if this process holds it. A clean-up that fails (the folder became read-only,
+        the disk went away) is reported, never raised: the error that ended the run must stay the one the
+        user sees, and a lock left by a dead process is taken over by the next run anyway."""
+        if self._owner() != os.getpid():
+            return
+        try:
             self.path.unlink(missing_ok=True)
+        except OSError as e:
+            print(f"note: {self.path}: cannot remove the run lock ({e.strerror or e}); the next run takes it over",
+                  file=sys.stderr)
 
     def __enter__(self) -> "RunLock":
         return self
