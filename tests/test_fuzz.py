@@ -280,6 +280,52 @@ def _check_model(model) -> None:
     assert isinstance(model, crnn.CRNN)
 
 
+def _line_image(ext: str, mode: str) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        from PIL import Image
+
+        grey = np.full((24, 96), 230, np.uint8)
+        grey[6:18, 8:88:6] = 20  # strokes of ink
+        im = Image.fromarray(grey).convert(mode) if mode != "I;16" else Image.fromarray(grey.astype(np.uint16) * 257)
+        path = folder / f"valid.{ext}"
+        im.save(path)
+        return path
+    return make
+
+
+def _check_line(x: torch.Tensor) -> None:
+    assert x.ndim == 3 and x.shape[0] == 1 and x.shape[1] == 32 and x.dtype == torch.float32, (x.dtype, x.shape)
+    assert float(x.min()) >= 0 and float(x.max()) <= 1 and bool(torch.isfinite(x).all())
+
+
+def _make_mp4_faststart(folder: Path) -> Path:
+    import av as _av
+
+    path = folder / "valid.mp4"
+    rng = np.random.default_rng(0)
+    with _av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for _ in range(12):
+            img = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+            container.mux(stream.encode(_av.VideoFrame.from_ndarray(img, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def _read_line(path: Path):
+    from crnn.data.image import read_line_image
+
+    return read_line_image(path)
+
+
+def _image_error():
+    from crnn.data.image import ImageReadError
+
+    return ImageReadError
+
+
 READERS: list[Reader] = [
     Reader("wav-pcm16", _audio("wav", "PCM_16"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio,
            cut_is_error=True),
@@ -290,6 +336,11 @@ READERS: list[Reader] = [
     Reader("ogg", _audio("ogg"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
     Reader("mp3", _audio("mp3"), lambda p: read_audio(p, 8000), (AudioReadError,), _check_audio),
     Reader("mp4", _make_mp4, read_video, (VideoReadError,), _check_video),
+    # the index first (+faststart): a cut copy still opens and declares every frame; it must be refused
+    Reader("mp4-faststart", _make_mp4_faststart, read_video, (VideoReadError,), _check_video),
+    *[Reader(f"line-{ext}-{mode.replace(';', '')}", _line_image(ext, mode), _read_line, (_image_error(),), _check_line)
+      for ext, mode in (("png", "L"), ("png", "I;16"), ("png", "RGBA"), ("png", "P"), ("jpg", "L"), ("tif", "RGB"),
+                        ("bmp", "L"), ("webp", "RGB"))],
     Reader("npy-features", _make_npy, read_features, (VideoReadError,), _check_features, cut_is_error=True),
     *[Reader(f"manifest-{kind}", make, read, (ManifestError,), _check_manifest) for kind, make, read in MANIFEST_KINDS],
     Reader("arpa", _arpa, read_arpa, (ArpaFormatError,)),
