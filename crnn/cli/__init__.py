@@ -16,7 +16,7 @@ import sys
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, KeyError)
 
 # Sub-command modules under crnn.cli, in the order ``crnn --help`` lists them.
-COMMANDS = ["demo", "train", "decode", "align", "eval", "models", "synth", "lm", "compare", "average", "export", "info"]
+COMMANDS = ["demo", "train", "decode", "align", "eval", "models", "synth", "lm", "compare", "average", "export", "serve", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,8 +78,7 @@ def missing_hint(source: str | Path) -> str:
     text = str(source)
     if "/" in text or "\\" in text or Path(text).suffix:
         return ""
-    names = MODELS.names()
-    return f" (not a file, nor a shipped model: {', '.join(names) or 'none shipped'})"
+    return f" (not a file; {MODELS.unknown(text)})"
 
 
 def write_shipped(checkpoint: str | Path, name: str, out_dir: str | Path = HERE) -> Path:

@@ -1,0 +1,119 @@
+"""Shipped models: each loads by name with no training and no download, reads real input as its card says,
+and fine-tunes (`--init-from NAME`); the registry, its CLI and the slim checkpoint writer."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import crnn
+from crnn.pretrained import INDEX, MODELS, list_shipped, resolve_checkpoint, write_shipped
+
+SHIPPED = [m.name for m in list_shipped()]
+
+
+def cli(*argv, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crnn", *map(str, argv)], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def test_every_model_listed_is_shipped_small_with_a_card():
+    listed = [row["name"] for row in json.loads(INDEX.read_text())]
+    assert listed and listed == SHIPPED  # nothing listed is missing from the package
+    for model in list_shipped():
+        assert model.size_bytes < 12e6, model.name
+        card = model.card.read_text()
+        for section in ("## Data and licence", "## Recipe", "## Measured"):
+            assert section in card, (model.name, section)
+        assert model.licence in card and model.figures
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_shipped_model_loads_by_name_with_fp16_weights_read_as_fp32(name):
+    model = crnn.load_model(name)
+    assert model.tokenizer is not None and not model.training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    stored = torch.load(MODELS.get(name).path, weights_only=True)
+    params = dict(model.named_parameters())
+    assert all(stored["state_dict"][k].dtype == torch.float16 for k in params)  # half the size on disk
+    assert "optimizer" not in json.dumps(list(stored["train_state"]))
+
+
+def test_dtmf_keys_reads_fresh_key_strings_through_the_cli(tmp_path):
+    from crnn.data.builtin.dtmf import generate_utterance
+
+    rng = np.random.default_rng(2024)
+    refs = {}
+    for i, sr in enumerate((8000, 16000, 44100)):
+        wave, rate, keys = generate_utterance(rng, sample_rate=sr)
+        sf.write(tmp_path / f"k{i}.wav", wave, rate)
+        refs[f"k{i}.wav"] = keys
+    r = cli("decode", "--model", "dtmf-keys", *refs, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = dict(line.split("\t") for line in r.stdout.splitlines())
+    assert got == refs
+
+
+def test_models_command_lists_and_shows_cards():
+    r = cli("models")
+    assert r.returncode == 0
+    for name in SHIPPED:
+        assert re.search(rf"^{re.escape(name)}\s", r.stdout, flags=re.M)
+    r = cli("models", SHIPPED[0])
+    assert r.returncode == 0 and r.stdout.startswith(f"# {SHIPPED[0]}")
+    r = cli("models", "no-such-model")
+    assert r.returncode == 1 and "error: unknown shipped model 'no-such-model'" in r.stderr
+
+
+def test_a_near_miss_name_is_answered_with_the_close_match(tmp_path):
+    r = cli("decode", "--model", SHIPPED[0][:-1], "x.wav", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"did you mean '{SHIPPED[0]}'" in r.stderr
+
+
+def test_a_path_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dtmf-keys").write_bytes(b"not a checkpoint")
+    assert resolve_checkpoint("dtmf-keys") == tmp_path.joinpath("dtmf-keys").relative_to(tmp_path)
+    with pytest.raises(crnn.model.CheckpointError, match="dtmf-keys: not a loadable"):
+        crnn.load_model("dtmf-keys")
+
+
+def test_write_shipped_halves_the_weights_and_keeps_the_buffers(tmp_path):
+    from crnn.data.builtin.dtmf import dtmf_tokenizer
+    from crnn.model.checkpoint import save_checkpoint
+
+    model = crnn.create_model("tiny", vocab_size=len(dtmf_tokenizer()), normalize="global")
+    model.tokenizer = dtmf_tokenizer()
+    with torch.no_grad():
+        model.frontend.global_mean.fill_(0.123456789)
+    save_checkpoint(tmp_path / "best.pt", model, {"epoch": 3, "optimizer": {"state": {}}})
+    path = write_shipped(tmp_path / "best.pt", "mine", out_dir=tmp_path)
+    stored = torch.load(path, weights_only=True)
+    assert stored["state_dict"]["head.weight"].dtype == torch.float16
+    assert stored["state_dict"]["frontend.global_mean"].dtype == torch.float32  # buffers exactly as trained
+    assert "optimizer" not in stored["train_state"] and stored["train_state"]["epoch"] == 3
+    slim = crnn.load_model(path)
+    x = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        a, _ = model.eval()(x, torch.tensor([8000]))
+        b, _ = slim(x, torch.tensor([8000]))
+    assert torch.allclose(a, b, atol=2e-2)  # fp16 rounding of the weights only
+    assert path.stat().st_size < 0.6 * (tmp_path / "best.pt").stat().st_size
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_a_shipped_model(tmp_path):
+    r = cli("train", "--init-from", "dtmf-keys", "--task", "dtmf", "--out", tmp_path / "ft", "--epochs", "1",
+            "--train-size", "32", "--val-size", "16", "--batch-size", "16", "--no-progress", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "starting from the model in dtmf-keys" in r.stderr
+    log = (tmp_path / "ft" / "log.csv").read_text().splitlines()
+    val_cer = float(log[1].split(",")[4])
+    assert val_cer < 0.05  # one short epoch from the shipped weights already reads keys (from scratch: 100 %)
