@@ -110,3 +110,20 @@ def test_cli_lm_build_subprocess(tmp_path):
         timeout=120,
     )
     assert missing.returncode != 0 and "nope.txt" in missing.stderr
+
+
+def test_lm_build_failures_are_error_lines(tmp_path):
+    from cli_helpers import run_cli
+
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    (tmp_path / "empty.txt").write_text("\n\n")
+    (tmp_path / "ok.txt").write_text("one two\n")
+    for argv, code, message in (
+        (["missing.txt"], 1, "error: missing.txt: cannot read"),
+        (["latin1.txt"], 1, "error: latin1.txt: not UTF-8 text"),
+        (["empty.txt"], 1, "error: empty.txt: no text"),
+        (["ok.txt", "--order", "0"], 2, "--order: expected an integer >= 1"),
+        (["ok.txt", "-o", "no/such/dir/lm.arpa"], 1, "error: no/such/dir/lm.arpa: cannot write"),
+    ):
+        r = run_cli("lm", "build", *argv, cwd=tmp_path)
+        assert r.returncode == code and message in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)

@@ -158,7 +158,7 @@ class Service:
             try:
                 return audio_duration(path)
             except AudioReadError as e:
-                raise UploadError(422, f"{name}: {e.reason}") from None
+                raise UploadError(422, f"{name}: {e.reason}".replace(path, name)) from None
         if modality == "video" and not path.endswith(".npy"):
             import av
 
@@ -169,7 +169,7 @@ class Service:
                     stream = container.streams.video[0]
                     return float(stream.frames / stream.average_rate) if stream.frames and stream.average_rate else None
             except (av.FFmpegError, IndexError, OSError, ValueError) as e:
-                raise UploadError(422, f"{name}: not a readable video ({e})") from None
+                raise UploadError(422, f"{name}: not a readable video ({e})".replace(path, name)) from None
         return None
 
     # -- streams --------------------------------------------------------------------------------------
