@@ -117,3 +117,12 @@ def test_fine_tuning_starts_from_a_shipped_model(tmp_path):
     log = (tmp_path / "ft" / "log.csv").read_text().splitlines()
     val_cer = float(log[1].split(",")[4])
     assert val_cer < 0.05  # one short epoch from the shipped weights already reads keys (from scratch: 100 %)
+
+
+def test_the_readme_lists_every_shipped_model():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Shipped models"):readme.index("## Pick your task")]
+    listed = re.findall(r"^\| `([\w-]+)` \|", section, flags=re.M)
+    assert listed == SHIPPED

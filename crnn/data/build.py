@@ -18,7 +18,9 @@ from crnn.data.tasks import TASKS, TaskRequest
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 # Preset used when the user names none, per modality of manifest data (built-in tasks name their own).
-DEFAULT_PRESET = {"audio": "small", "video": "video_tiny", "features": "features_tiny", "image": "image_tiny"}
+# Clips get the motion frontend: it reads frames and their differences, and leaves CTC's blank plateau
+# where frames alone stay stuck on it (datasets/actions/RESULTS.md).
+DEFAULT_PRESET = {"audio": "small", "video": "video_motion_tiny", "features": "features_tiny", "image": "image_tiny"}
 
 
 class DataError(ValueError):
