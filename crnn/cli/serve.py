@@ -69,15 +69,15 @@ def main(args: argparse.Namespace) -> int:
 
     from crnn.cli.decode import load_decoding_model
     from crnn.cli.decode_args import options_from_args
-    from crnn.runtime import cpu_threads, pick_device
+    from crnn.runtime import pick_device
     from crnn.serve.endpointing import EndpointRules
     from crnn.serve.service import ServeOptions
 
     load_plugins(args.plugin)
     try:
         device = pick_device(args.device)
-        if device.type == "cpu":
-            torch.set_num_threads(cpu_threads(0, requested=args.threads))
+        if device.type == "cpu":  # the server's threads run calls side by side: one compute thread each
+            torch.set_num_threads(args.threads)
         model = load_decoding_model(args.checkpoint, device)
         options = ServeOptions(
             token=args.token, max_upload_bytes=int(args.max_upload_mb * 2**20), max_seconds=args.max_seconds,
@@ -111,7 +111,8 @@ async def _serve(app, host: str, port: int, model, options) -> int:
         await web.TCPSite(runner, host, port).start()
     except OSError as e:
         await runner.cleanup()
-        print(f"error: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        print(f"error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
         return 1
     bound = runner.addresses[0][1] if runner.addresses else port
     service = app[SERVICE]
@@ -158,7 +159,9 @@ def register(subparsers) -> None:
     run.add_argument("--stream-workers", type=positive_int, metavar="N", default=2,
                      help="threads running stream chunks (default: %(default)s)")
     run.add_argument("--device", default="auto")
-    run.add_argument("--threads", type=positive_int, metavar="N", help="CPU compute threads (default: all cores)")
+    run.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                     help="CPU compute threads of each model call (default: %(default)s; the server runs calls side "
+                          "by side, and small calls slow down with more)")
     ep = p.add_argument_group("endpointing (streams)")
     ep.add_argument("--trailing-silence", type=positive_float, metavar="S", default=1.0,
                     help="end an utterance after this many seconds of blank output following speech "
