@@ -6,8 +6,6 @@ to one file per input and format (txt, json, srt, vtt, ctm).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 
 from crnn.cli.common import add_plugin_arg, load_plugins, non_negative_int, positive_float, positive_int
@@ -35,20 +33,9 @@ def build_decoder(args: argparse.Namespace, model):
 
 def dumps(row: dict) -> str:
     """One JSON line; a non-finite number (a damaged model's score) becomes null, never a bare NaN."""
-    try:
-        return json.dumps(row, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite_or_none(row), allow_nan=False)
+    from crnn.inference.outputs import json_line
 
-
-def _finite_or_none(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
+    return json_line(row)
 
 
 def progress(total: int, quiet: bool):

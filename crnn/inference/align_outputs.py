@@ -11,13 +11,12 @@
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable
 
 from crnn.decoding.hypothesis import Hypothesis
-from crnn.inference.outputs import format_ctm, format_srt, format_vtt, output_paths, subtitle_cues
+from crnn.inference.outputs import format_ctm, format_srt, format_vtt, json_line, output_paths, subtitle_cues
 
 TIMED = ("audio", "video", "features")
 # format -> the modalities it is written for
@@ -49,16 +48,7 @@ def parse_align_formats(spec: str, modality: str) -> list[str]:
 
 def dumps(row: dict) -> str:
     """One JSON line; a non-finite number becomes null, never a bare NaN."""
-    def finite(v):
-        if isinstance(v, float):
-            return v if math.isfinite(v) else None
-        if isinstance(v, dict):
-            return {k: finite(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [finite(x) for x in v]
-        return v
-
-    return json.dumps(finite(row), ensure_ascii=False, allow_nan=False)
+    return json_line(row)
 
 
 def format_alignment_ctm(result, channel: str = "1") -> str:

@@ -4,6 +4,7 @@ from word timings. ``crnn decode`` (stdout and ``--output-dir``) and the recogni
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,23 @@ class Cue:
     start: float
     end: float
     text: str
+
+
+def finite(value):
+    """``value`` with every non-finite float (a damaged model's score) replaced by None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_line(row) -> str:
+    """One JSON line, non-finite numbers as null (never a bare NaN a JSON reader refuses) and non-ASCII
+    escaped, so a file name's undecodable bytes still make valid JSON."""
+    return json.dumps(finite(row), allow_nan=False)
 
 
 def parse_formats(spec: str) -> list[str]:

@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from crnn.serve.service import ServeOptions, Service, finite
+from crnn.inference.outputs import json_line
+from crnn.serve.service import ServeOptions, Service
 from crnn.serve.session import StreamLimitError, StreamProtocolError
 from crnn.serve.uploads import UploadError, receive_upload
 
@@ -30,8 +31,8 @@ CLOSE_POLICY, CLOSE_ERROR = 1008, 1011  # WebSocket close codes: refused by the 
 
 
 def dumps(value: Any) -> str:
-    """JSON text with non-finite numbers as null (never a bare NaN)."""
-    return json.dumps(finite(value), allow_nan=False, ensure_ascii=False)
+    """JSON text, non-finite numbers as null."""
+    return json_line(value)
 
 
 def json_error(status: int, reason: str, **headers: str) -> web.Response:

@@ -9,7 +9,6 @@ may run in several threads at once; the decoder (which may hold an LM's caches) 
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from crnn.decoding import DecodeOptions, Decoder
+from crnn.inference.outputs import finite
 from crnn.serve.endpointing import EndpointRules
 from crnn.serve.uploads import UploadError
 
@@ -60,17 +60,6 @@ def stream_problem(model) -> str | None:
     except StreamingError as e:
         return str(e)
     return None
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 class Service:
