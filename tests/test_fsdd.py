@@ -77,6 +77,12 @@ def test_prepare_makes_speaker_disjoint_splits_strings_and_an_adaptation_set(tmp
         wav = read_audio(row["path"], 8000)
         assert abs(wav.numel() / 8000 - row["duration"]) < 1e-2 and wav.numel() > 2400 * len(words)
         assert np.isfinite(wav.numpy()).all() and wav.abs().max() <= 1.0
+        # the known joints: each digit's span, in order, inside the string, as long as its recording
+        spans = [(w["start"], w["end"]) for w in row["words"]]
+        assert [w["word"] for w in row["words"]] == words
+        assert all(a < b <= c for (a, b), (c, _) in zip(spans, spans[1:] + [(row["duration"], None)]))
+        take_len = [read_audio(str(root / "recordings" / f"{t}.wav"), 8000).numel() / 8000 for t in row["takes"]]
+        assert np.allclose([b - a for a, b in spans], take_len, atol=1e-3)
     assert (out / "words.txt").read_text().split() == "zero one two three four five six seven eight nine".split()
     assert json.loads((out / "splits.json").read_text())["train"]["speakers"] == ["ann"]
 

@@ -60,15 +60,19 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def join_digits(waves: list[torch.Tensor], rng: random.Random, gen: torch.Generator, gap: tuple[float, float],
                 snr: tuple[float, float], reverb_prob: float) -> tuple[torch.Tensor, dict]:
-    """One speaker's digit recordings (each (S_i,)) -> one connected utterance (S,) and what was done."""
+    """One speaker's digit recordings (each (S_i,)) -> one connected utterance (S,) and what was done,
+    including ``spans``: each recording's start and end in the utterance, in seconds (its known joints)."""
     lead = torch.zeros(int(rng.uniform(0.05, 0.3) * SAMPLE_RATE))
     pieces = [lead]
+    spans, at = [], lead.numel()
     for i, w in enumerate(waves):
         w = w - w.mean()
         pieces.append(w * 10 ** (rng.uniform(-4.0, 4.0) / 20))  # a speaker's level drifts from word to word
+        spans.append((round(at / SAMPLE_RATE, 4), round((at + w.numel()) / SAMPLE_RATE, 4)))
         pieces.append(torch.zeros(int(rng.uniform(*gap) * SAMPLE_RATE)) if i < len(waves) - 1 else lead.clone())
+        at += w.numel() + pieces[-1].numel()
     x = torch.cat(pieces)
-    info: dict = {}
+    info: dict = {"spans": spans}
     if rng.random() < reverb_prob:
         rt60 = rng.uniform(0.15, 0.6)
         rir = simulated_rir(rt60, SAMPLE_RATE, direct_ratio_db=rng.uniform(0.0, 10.0), generator=gen)
@@ -101,6 +105,8 @@ def make_strings(rows: list[dict], n_per_speaker: int, split: str, out: Path, ar
                     cache[r["path"]] = read_audio(r["path"], SAMPLE_RATE)
                 waves.append(cache[r["path"]])
             wav, info = join_digits(waves, rng, gen, tuple(args.gap), tuple(args.snr), args.reverb_prob)
+            spans = info.pop("spans")
+            info["words"] = [{"word": r["text"], "start": a, "end": b} for r, (a, b) in zip(chosen, spans)]
             uid = f"{split}-{speaker}-{k:04d}"
             path = out / "audio" / split / f"{uid}.flac"
             write_audio(path, wav, SAMPLE_RATE)
