@@ -341,3 +341,20 @@ def test_cli_export_errors_name_the_problem(tmp_path):
     r = run_cli("decode", "--checkpoint", bad, tmp_path / "none.wav")
     assert r.returncode != 0 and "error: " in r.stderr and "bad.onnx" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_onnx_runner_refuses_inputs_of_another_form(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from crnn.export import OnnxModel, export_onnx
+    from crnn.data.builtin.dtmf import dtmf_tokenizer
+
+    model = crnn.create_model("tiny", vocab_size=len(dtmf_tokenizer()), hidden_size=8, num_layers=1)
+    model.tokenizer = dtmf_tokenizer()
+    runner = OnnxModel(export_onnx(model, tmp_path / "m.onnx"))
+    x = torch.zeros(2, 4000)
+    with pytest.raises(ValueError, match=r"reads \(B, S\) samples, got \(4000,\)"):
+        runner(x[0], torch.tensor([4000]))
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, 4000\]"):
+        runner(x, torch.tensor([4000, 9000]))
+    log_probs, lengths = runner(x, torch.tensor([4000, 2000]))
+    assert log_probs.shape[0] == 2 and lengths[0] > lengths[1]

@@ -80,7 +80,11 @@ class OnnxModel:
                          keep=spec.get("keep"))
 
     def __call__(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, S) / (B, T, C, H, W) / (B, T, D), lengths (B,) -> log_probs (B, T', V), out_lengths (B,)."""
+        """x (B, S) / (B, T, C, H, W) / (B, T, D) / (B, C, H, W), lengths (B,) -> log_probs (B, T', V),
+        out_lengths (B,). Inputs of another form are refused with the reason, as ``CRNN.forward_features`` does."""
+        from crnn.model.network import check_input
+
+        check_input(self.modality, x, lengths)
         x = x.detach().cpu()
         if self.input_dtype == torch.uint8 and x.dtype != torch.uint8:  # readers may give 0..1 floats
             x = (x * 255).round().clamp(0, 255) if x.is_floating_point() else x
