@@ -53,7 +53,7 @@ def main() -> None:
         true = [(w["start"], w["end"]) for w in row["words"]]
         path = row["path"] if Path(row["path"]).is_absolute() else str(base / row["path"])
         try:
-            result = crnn.align(path, row["text"], model=model)
+            result = crnn.align([path], [row["text"]], model=model)[0]
         except AlignmentError:
             skipped += 1
             continue
