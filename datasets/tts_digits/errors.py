@@ -1,6 +1,6 @@
 """Where a digits model goes wrong: word error rate per engine and voice, and which digits it confuses.
 
-    crnn eval --checkpoint runs/digits/best.pt data/tts_digits/test_festival.jsonl --out hyps.jsonl
+    crnn eval --checkpoint runs/digits/best.pt data/tts_digits/test_festival.jsonl -o hyps.jsonl
     python datasets/tts_digits/errors.py data/tts_digits/test_festival.jsonl hyps.jsonl
 
 Joins ``crnn eval --out``'s per-utterance rows with the manifest's ``engine`` and ``voice`` fields (by
