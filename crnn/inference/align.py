@@ -36,6 +36,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from crnn.ctc import ctc_min_frames, forced_path, path_spans
+from crnn.inference.api import is_single_input, model_for_call
 from crnn.inference.batching import Input, input_name
 from crnn.model.network import CRNN
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
@@ -451,16 +452,8 @@ def align(
         One :class:`Alignment` per input, in order: ``.words``, ``.tokens``, ``.score``, ``.frame_labels``,
         ``.to_json()``.
     """
-    if (checkpoint is None) == (model is None):
-        raise ValueError("pass either checkpoint= or model=")
-    if errors not in ("raise", "keep"):
-        raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
-    if model is None:
-        from crnn.model.checkpoint import load_model
-
-        model = load_model(checkpoint, device=device)
-    single = isinstance(inputs, (str, os.PathLike)) or (
-        isinstance(inputs, tuple) and len(inputs) == 2 and not isinstance(inputs[0], (str, os.PathLike)))
+    model = model_for_call(checkpoint, model, errors, device)
+    single = is_single_input(inputs)
     items = [inputs] if single else list(inputs)
     if single:
         texts = [texts]

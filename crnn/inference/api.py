@@ -175,6 +175,27 @@ def _empty() -> Hypothesis:
     return Hypothesis(tokens=[], score=0.0, confidence=1.0)
 
 
+def model_for_call(checkpoint: str | os.PathLike | None, model: CRNN | None, errors: str,
+                   device: str | torch.device) -> CRNN:
+    """The model a library call runs (``transcribe``, ``align``): exactly one of ``checkpoint`` (a path or a
+    shipped name, loaded onto ``device``) and ``model``; ``errors`` must be ``"raise"`` or ``"keep"``."""
+    if (checkpoint is None) == (model is None):
+        raise ValueError("pass either checkpoint= or model=")
+    if errors not in ("raise", "keep"):
+        raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
+    if model is None:
+        from crnn.model.checkpoint import load_model
+
+        model = load_model(checkpoint, device=device)
+    return model
+
+
+def is_single_input(inputs) -> bool:
+    """Whether ``inputs`` is one input (a path, or a ``(samples, sample_rate)`` pair) rather than a list."""
+    return isinstance(inputs, (str, os.PathLike)) or (
+        isinstance(inputs, tuple) and len(inputs) == 2 and not isinstance(inputs[0], (str, os.PathLike)))
+
+
 def transcribe(
     inputs: Input | Sequence[Input], checkpoint: str | os.PathLike | None = None, model: CRNN | None = None, *,
     beam_size: int = 1, segment: str | float = "auto", batch_size: int = 16, device: str | torch.device = "cpu",
@@ -198,18 +219,10 @@ def transcribe(
         One FileResult per input, in order: ``.text``, ``.words`` (with times in the input's own
         seconds), ``.score``, ``.confidence``, ``.hypotheses``, ``.to_json()``.
     """
-    if (checkpoint is None) == (model is None):
-        raise ValueError("pass either checkpoint= or model=")
-    if errors not in ("raise", "keep"):
-        raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
-    if model is None:
-        from crnn.model.checkpoint import load_model
-
-        model = load_model(checkpoint, device=device)
+    model = model_for_call(checkpoint, model, errors, device)
     if model.tokenizer is None:
         raise ValueError("the model has no tokenizer: load it with crnn.load_model or attach model.tokenizer")
-    single = isinstance(inputs, (str, os.PathLike)) or (
-        isinstance(inputs, tuple) and len(inputs) == 2 and not isinstance(inputs[0], (str, os.PathLike)))
+    single = is_single_input(inputs)
     items = [inputs] if single else list(inputs)
     items = [x for item in items for x in (expand_inputs([str(item)], model.modality)
                                            if isinstance(item, (str, os.PathLike)) else [item])]
