@@ -5,13 +5,16 @@
 
 Rows: training items of ``ActionsDataset`` (what a DataLoader worker does: render, length rescaling, codec
 look, clip augmentation) for the basic look (the reference, the task before the varied look), the varied
-look, and the varied look with ``--clip-augment standard`` applied in the worker. The last row is a
+look, the varied look with ``--clip-augment standard`` applied in the worker, and the varied look read
+from a pool of pre-rendered clips (``crnn train --clip-pool``: the same augmentation, no rendering; the
+pool is rendered first, untimed, into a temporary folder). The last row is a
 ``video_tiny`` training step on CPU (forward, CTC, backward, AdamW) in clips per second: on a 2-core machine
 one worker feeds one compute thread, so a data row below it means the trainer waits for data.
 """
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 import torch
@@ -19,6 +22,7 @@ import torch
 import crnn
 from common import machine
 from crnn.data.builtin.actions import ActionsConfig, ActionsDataset, actions_tokenizer
+from crnn.data.builtin.clip_pool import ClipPool
 from crnn.data.collate import collate
 from crnn.data.video.augment import STANDARD, ClipAugment
 from crnn.training.step import make_optimizer, train_step
@@ -63,6 +67,10 @@ def main() -> None:
         "varied look + clip augmentation standard": ActionsDataset(args.clips, seed=1, train=True,
                                                                    clip_augment=ClipAugment.from_dict(STANDARD)),
     }
+    cache = tempfile.TemporaryDirectory()
+    pooled = ActionsDataset(args.clips, seed=1, train=True)
+    pooled.use_pool(ClipPool.build(cache.name, args.clips, 1, "train", pooled.config, pooled.frame_size, verbose=False))
+    settings["varied look from a clip pool (--clip-pool)"] = pooled
     ref = None
     print(f"{'setting':<44} {'clips/s':>8} {'x ref':>6}")
     for name, ds in settings.items():
@@ -71,6 +79,7 @@ def main() -> None:
         print(f"{name:<44} {rate:8.1f} {rate / ref:6.2f}")
     rate = train_clips_per_second(args.batch, args.steps)
     print(f"{'video_tiny training step, B=' + str(args.batch):<44} {rate:8.1f} {rate / ref:6.2f}")
+    cache.cleanup()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ into strings and writes each digit's start and end (``words``) in every row: the
 transcript is force-aligned (``crnn.align``) and every word's start and end is compared with its joint.
 Rows:
 
-* ``align``: the aligned words' start and end (the first and last frame of each word's CTC path).
+* ``align``: the aligned words' start and end, moved from their CTC spikes to the sound around them
+  (``crnn align``'s default, ``--word-edges energy``).
+* ``align, CTC edges``: the first and last frame of each word's CTC path (``--word-edges ctc``).
 * ``uniform``: the string's duration split evenly among its words (no model).
 
 Figures: median and 90th-percentile absolute error in seconds over every word start and end, and the share
@@ -47,13 +49,14 @@ def main() -> None:
         raise SystemExit(f"error: {args.manifest}: no row has known word joints ('words')")
     model = crnn.load_model(args.checkpoint)
     base = Path(args.manifest).parent
-    found = {"align": ([], 0), "uniform": ([], 0)}
+    found = {"align": ([], 0), "align, CTC edges": ([], 0), "uniform": ([], 0)}
     words = skipped = 0
     for row in rows:
         true = [(w["start"], w["end"]) for w in row["words"]]
         path = row["path"] if Path(row["path"]).is_absolute() else str(base / row["path"])
         try:
             result = crnn.align([path], [row["text"]], model=model)[0]
+            spikes = crnn.align([path], [row["text"]], model=model, edges="ctc")[0]
         except AlignmentError:
             skipped += 1
             continue
@@ -61,7 +64,8 @@ def main() -> None:
         assert len(pred) == len(true), (row["id"], result.words)
         step = row["duration"] / len(true)
         uniform = [(i * step, (i + 1) * step) for i in range(len(true))]
-        for name, spans in (("align", pred), ("uniform", uniform)):
+        ctc = [(w["start"], w["end"]) for w in spikes.words]
+        for name, spans in (("align", pred), ("align, CTC edges", ctc), ("uniform", uniform)):
             e, o = errors(spans, true)
             found[name] = (found[name][0] + e, found[name][1] + o)
         words += len(true)

@@ -36,7 +36,8 @@ alias_modules({
 # Imported on first use: inference pulls in the readers of every modality.
 _LAZY = {"transcribe": "crnn.inference.api", "FileResult": "crnn.inference.api",
          "TranscriptionError": "crnn.inference.api", "align": "crnn.inference.align",
-         "Alignment": "crnn.inference.align", "AlignmentError": "crnn.inference.align"}
+         "Alignment": "crnn.inference.align", "AlignmentError": "crnn.inference.align",
+         "align_long": "crnn.inference.align_long"}
 
 
 def __getattr__(name: str):
@@ -51,4 +52,5 @@ __all__ = [
     "CRNN", "ModelConfig", "Hypothesis", "create_model", "list_models", "load_model", "get_cell",
     "list_cells", "register_cell", "StepLayer", "ScanLayer", "list_frontends", "register_frontend", "ctc_greedy", "ctc_beam_search",
     "transcribe", "FileResult", "TranscriptionError", "align", "Alignment", "AlignmentError",
+    "align_long",
 ]

@@ -60,6 +60,11 @@ def workdir(tmp_path_factory) -> Path:
     sf.write(root / "a.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
     sf.write(root / "b.flac", (0.1 * rng.standard_normal(12000)).astype(np.float32), 16000)
     (root / "words.txt").write_text("\n".join(DIGITS) + "\n")
+    from test_trained_model import plain_dialer
+
+    calls = ["5551234", "0800", "911", "42"]  # `crnn.align_long`: a recording and its transcript, a line a call
+    sf.write(root / "talk.wav", np.concatenate([np.concatenate([pause, plain_dialer(c, 8000)]) for c in calls]), 8000)
+    (root / "talk.txt").write_text("\n".join(calls) + "\n")
     from crnn.decoding.lm import write_arpa
     from crnn.decoding.lm_build import build_kneser_ney
 

@@ -28,6 +28,12 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     d.add_argument("--text-corpus", metavar="FILE",
                    help="textlines: a text file of real sentences, one per line; half the lines are drawn from it "
                         "(one sentence in five is kept for the test split)")
+    d.add_argument("--clip-pool", type=positive_int, metavar="N",
+                   help="actions: render N training clips once (in parallel, kept in --cache-dir) and read them back "
+                        "each epoch with fresh augmentation, so that the renderer does not pace training "
+                        "(default: every epoch renders new clips)")
+    d.add_argument("--cache-dir", default="data/cache", metavar="DIR",
+                   help="where --clip-pool keeps its rendered clips (default: %(default)s)")
     d.add_argument("--train-manifest", action="append", metavar="PATH[:WEIGHT]",
                    help="training manifest (JSONL/NeMo/CSV) or corpus folder (LibriSpeech ...); repeat it to train on "
                         "several, each optionally weighted: items seen per epoch = WEIGHT x its items (default 1)")
@@ -207,6 +213,7 @@ def config_from_args(args: argparse.Namespace):
         resume=args.resume, init_from=args.init_from, overwrite=args.overwrite, max_bad_fraction=args.max_bad_fraction,
         tensorboard=not args.no_tensorboard, progress=not args.no_progress,
         ema_decay=args.ema_decay or None, average_last=args.average_last, fonts=args.fonts, text_corpus=args.text_corpus,
+        clip_pool=args.clip_pool or 0, cache_dir=args.cache_dir,
     )
 
 
@@ -219,6 +226,10 @@ def main(args: argparse.Namespace) -> int:
         flags = ", ".join(sorted(WAVE_AUGMENT_FLAGS[k] for k in cfg.augment if k in WAVE_AUGMENT_FLAGS))
         print(f"error: {flags} augment the recordings of --train-manifest; the built-in task --task {cfg.task} "
               "draws its own variation (give --train-manifest, or leave them out)", file=sys.stderr)
+        return 2
+    if cfg.clip_pool and (cfg.train_manifest or cfg.task not in ("actions", "actions_basic")):
+        print(f"error: --clip-pool pre-renders the built-in action clips (--task actions or actions_basic), "
+              f"and this run reads {'--train-manifest' if cfg.train_manifest else '--task ' + cfg.task}", file=sys.stderr)
         return 2
     summary = train(cfg)  # expected failures become `error: ...` lines in crnn.cli.main
     if summary.get("rank", 0) != 0:  # under torchrun only rank 0 reports

@@ -21,7 +21,7 @@ class TaskRequest:
     seed: int                        # the run's seed (training items derive from it; validation is fixed)
     sample_rate: int | None = None   # audio tasks: the model's rate (None: the task's own mix)
     reader_args: dict = field(default_factory=dict)  # the model's (CRNN.reader_args): frame or line size
-    options: dict = field(default_factory=dict)  # task-specific: fonts, text_corpus, clip_augment, augment_pixels
+    options: dict = field(default_factory=dict)  # task-specific: fonts, text_corpus, clip_augment, augment_pixels, clip_pool, cache_dir
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ def _actions(look: str) -> Callable[[TaskRequest], Any]:
         train = ActionsDataset(req.train_size, seed=req.seed * 7 + 1, train=True, config=config,
                                clip_augment=req.options.get("clip_augment"),
                                augment_pixels=req.options.get("augment_pixels", True), frame_size=size)
+        if req.options.get("clip_pool"):  # training clips rendered once, read back each epoch
+            from crnn.data.builtin.clip_pool import ClipPool
+
+            train.use_pool(ClipPool.build(req.options.get("cache_dir") or "data/cache", int(req.options["clip_pool"]),
+                                          train.seed, train.split, train.config, train.frame_size))
         val = ActionsDataset(req.val_size, seed=10_007, train=False, config=config, frame_size=size)
         return _bundle(train, val, actions_tokenizer())
 

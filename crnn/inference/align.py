@@ -5,7 +5,9 @@ The model's log-probabilities (T', V) and the transcript's tokens go through the
 it on, each word the frames from its first token's first frame to its last token's last frame. The
 model's modality decides the units of the result:
 
-* **audio**: words and tokens with start/end seconds (output frame ``t`` starts at ``t * frame_shift``).
+* **audio**: words and tokens with start/end seconds (output frame ``t`` starts at ``t * frame_shift``); a
+  word's edges are moved from its CTC spikes to the sound around them (``edges="energy"``, the default:
+  :mod:`crnn.inference.word_edges`), tokens keep their spikes.
 * **video / features**: one segment per label (a word of a label vocabulary), as input frames and seconds at
   the reader's ``fps``. CTC emits a label on a frame or two (a spike), so ``spans`` says how segments are
   drawn (:data:`SPANS`): ``"midpoint"`` (default) gives every input frame to the nearest aligned label
@@ -22,8 +24,9 @@ Text the model cannot emit is an :class:`AlignmentError` naming the input, never
 symbol outside the vocabulary, characters the model's text policy would drop (digits under the ``english``
 policy), or a transcript needing more output frames than the input gives.
 
-Alignment runs on the whole input at once (no windowing of long recordings): inputs longer than
-``max_seconds`` (Default: 60) are refused with a message saying so.
+Alignment runs on the whole input at once: inputs longer than ``max_seconds`` (Default: 60) are refused
+with a message saying so. Long recordings are aligned a transcript line at a time, in windows, by
+:mod:`crnn.inference.align_long`.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from crnn.ctc import ctc_min_frames, forced_path, path_spans
 from crnn.inference.api import is_single_input, model_for_call
 from crnn.inference.batching import Input, input_name
 from crnn.model.network import CRNN
+from crnn.inference.word_edges import EDGES, energy_edges
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 BACKGROUND = "background"  # per-frame label of frames no aligned label covers (``spans="emitted"``)
@@ -320,8 +324,11 @@ def time_stride(model: CRNN, fps: float) -> int:
 
 def align_one(model: CRNN, item: Input, text: str | Sequence[str], name: str | None = None, *,
               offset: float | None = None, duration: float | None = None, max_seconds: float | None = MAX_SECONDS,
-              spans: str = "midpoint") -> Alignment:
+              spans: str = "midpoint", edges: str = "energy") -> Alignment:
     """Align one input (a path, or ``(samples, sample_rate)`` audio) with its transcript.
+
+    ``edges`` (audio): ``"energy"`` moves each word's start and end from its CTC spikes to the sound around
+    them (:func:`crnn.inference.word_edges.energy_edges`); ``"ctc"`` keeps the path's first and last frames.
 
     Raises:
         AlignmentError, and the readers' errors (AudioReadError, VideoReadError, ImageReadError), naming it.
@@ -361,6 +368,8 @@ def align_one(model: CRNN, item: Input, text: str | Sequence[str], name: str | N
     if modality == "audio":
         result.words, result.tokens = in_seconds(fa, model.tokenizer, model.frame_shift, result.duration,
                                                  offset or 0.0)
+        if edges == "energy":
+            result.words = energy_edges(result.words, signal.numpy(), model.sample_rate, offset=offset or 0.0)
     elif modality == "image":
         result.words, result.tokens = in_pixels(fa, model.tokenizer, info["px"], info["width"])
     else:
@@ -372,7 +381,8 @@ def align_one(model: CRNN, item: Input, text: str | Sequence[str], name: str | N
 
 def _too_long(name: str, seconds: float, limit: float) -> str:
     return (f"{name}: {seconds:.1f} s is longer than the alignment limit of {limit:g} s (alignment runs on the "
-            f"whole input at once, its cost grows with length x transcript): cut it, or raise the limit "
+            f"whole input at once, its cost grows with length x transcript): give the transcript one segment a "
+            f"line with --transcript (crnn.inference.align_long.align_segments), or raise the limit "
             f"(--max-seconds / max_seconds=)")
 
 
@@ -398,7 +408,7 @@ def _read_audio(model: CRNN, item: Input, name: str, offset: float | None, durat
 
 
 def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None = MAX_SECONDS,
-                spans: str = "midpoint") -> Iterator[Alignment]:
+                spans: str = "midpoint", edges: str = "energy") -> Iterator[Alignment]:
     """Align each item in order, yielding one :class:`Alignment` per item; a bad one has ``error`` set
     (naming it) and the others go on.
 
@@ -409,11 +419,15 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
         max_seconds: longer inputs are refused; None: no limit. (Default: 60)
         spans: video and features: how segments are drawn from the CTC spikes (:data:`SPANS`, see
             :func:`in_input_frames`). (Default: "midpoint")
+        edges: audio: word edges from the sound around the CTC spikes (``"energy"``) or the CTC path's
+            first and last frames (``"ctc"``). (Default: "energy")
     """
     if model.tokenizer is None:
         raise ValueError("the model has no tokenizer: load it with crnn.load_model or attach model.tokenizer")
     if spans not in SPANS:
         raise ValueError(f"spans must be one of {', '.join(SPANS)}, got {spans!r}")
+    if edges not in EDGES:
+        raise ValueError(f"edges must be one of {', '.join(EDGES)}, got {edges!r}")
     model.eval()
     for i, item in enumerate(items):
         name = f"item {i}"
@@ -421,7 +435,7 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
             inp, text, offset, duration = _item_parts(item, i)
             name = input_name(inp, i)
             yield align_one(model, inp, text, name, offset=offset, duration=duration, max_seconds=max_seconds,
-                            spans=spans)
+                            spans=spans, edges=edges)
         except (ValueError, OSError, RuntimeError) as e:  # every input error is a per-item message, never a crash
             reason = str(e)
             yield Alignment(name, model.modality, error=reason if name in reason else f"{name}: {reason}")
@@ -430,7 +444,7 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
 def align(
     inputs: Input | Sequence[Input], texts: str | Sequence[str] | Sequence[Sequence[str]],
     checkpoint: str | os.PathLike | None = None, model: CRNN | None = None, *, device: str | torch.device = "cpu",
-    max_seconds: float | None = MAX_SECONDS, spans: str = "midpoint", errors: str = "raise",
+    max_seconds: float | None = MAX_SECONDS, spans: str = "midpoint", edges: str = "energy", errors: str = "raise",
 ) -> list[Alignment]:
     """Force-align known transcripts to files or in-memory audio: the rows ``crnn align`` prints.
 
@@ -445,6 +459,8 @@ def align(
         spans: video and features: ``"midpoint"`` (every input frame to the nearest aligned label),
             ``"onset"`` (each label from its CTC spike to the next label's) or ``"emitted"`` (only the frames
             the path emits a label on, the rest ``"background"``). (Default: "midpoint")
+        edges: audio: ``"energy"`` (word edges from the sound around each word's CTC spikes) or ``"ctc"``
+            (the path's first and last frames). (Default: "energy")
         errors: ``"raise"`` raises AlignmentError for the first bad input; ``"keep"`` returns results with
             ``error`` set. (Default: "raise")
 
@@ -462,7 +478,7 @@ def align(
     texts = list(texts)
     if len(texts) != len(items):
         raise ValueError(f"{len(items)} input(s) but {len(texts)} transcript(s)")
-    results = list(align_files(model, list(zip(items, texts)), max_seconds=max_seconds, spans=spans))
+    results = list(align_files(model, list(zip(items, texts)), max_seconds=max_seconds, spans=spans, edges=edges))
     if errors == "raise":
         for r in results:
             if r.error:

@@ -101,3 +101,59 @@ def write_alignment(result, paths: dict[str, Path]) -> None:
     for fmt, path in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_alignment(result, fmt), encoding="utf-8")
+
+
+# -- a long recording's segments (crnn align --transcript) ----------------------------------------------
+def format_kaldi_segments(result) -> str:
+    """Kaldi ``segments``: ``<recording>-<line:04d> <recording> <start> <end>`` per transcript line (the layout
+    CTC segmentation writes, that Kaldi and ESPnet data preparation read); flagged lines included (JSON says
+    which)."""
+    rec = Path(result.path).stem
+    return "".join(f"{rec}-{s.index:04d} {rec} {s.start:.3f} {s.end:.3f}\n" for s in result.segments)
+
+
+def _segment_cues(result):
+    from crnn.inference.outputs import Cue
+
+    return [Cue(s.start, max(s.end, s.start + 0.001), s.text) for s in result.segments]
+
+
+def _long_ctm(result) -> str:
+    rec = Path(result.path).stem
+    words = [{**w, "confidence": math.exp(w["score"])} for s in result.segments for w in s.words]
+    lines = format_ctm(rec, Hypothesis(tokens=[], score=0.0, words=words))
+    return lines + "\n" if lines else ""
+
+
+# format -> the text of a LongAlignment's file; subtitles get one cue per transcript line
+LONG_WRITERS: dict[str, Callable[..., str]] = {
+    "json": lambda result: dumps(result.to_json()) + "\n",
+    "ctm": _long_ctm,
+    "srt": lambda result: format_srt(_segment_cues(result)),
+    "vtt": lambda result: format_vtt(_segment_cues(result)),
+    "segments": format_kaldi_segments,
+}
+
+
+def parse_long_formats(spec: str) -> list[str]:
+    """``"json,segments"`` -> the formats of a segment alignment (order kept, repeats dropped)."""
+    names = list(dict.fromkeys(s.strip().lower() for s in spec.split(",") if s.strip()))
+    unknown = [n for n in names if n not in LONG_WRITERS]
+    if unknown or not names:
+        raise ValueError(f"unknown output format(s) {', '.join(unknown) or repr(spec)} for --transcript; choose "
+                         f"from {','.join(LONG_WRITERS)}")
+    return names
+
+
+def write_long_alignment(result, out_dir: str | Path, formats: list[str]) -> list[Path]:
+    """Write a segment alignment in each format: ``talk.wav`` -> ``DIR/talk.json``, ``DIR/talk.segments`` ..."""
+    stem = Path(result.path.rstrip("/\\")).stem
+    written = []
+    for fmt in formats:
+        path = Path(out_dir) / f"{stem}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(LONG_WRITERS[fmt](result), encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written

@@ -45,6 +45,8 @@ class TrainConfig:
     ema_decay: float | None = None       # keep an exponential moving average of the weights (e.g. 0.999): ema.pt
     fonts: list | None = None            # textlines: font folders/files/globs (None: system + matplotlib fonts)
     text_corpus: str | None = None       # textlines: a file of real sentences, one per line, half the lines drawn from it
+    clip_pool: int = 0                   # actions: render this many training clips once into cache_dir and reuse them (0: fresh clips)
+    cache_dir: str = "data/cache"        # where rendered clip pools are kept (named by a hash of what made them)
     average_last: int = 0                # average the weights of the last N epochs at the end: averaged.pt
     log_every: int = 20                  # steps between log rows
     tensorboard: bool = True             # also write TensorBoard event files

@@ -103,7 +103,8 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
     else:
         bundle = build_builtin(cfg.task, cfg.train_size, cfg.val_size, cfg.seed, model.sample_rate,
                                reader_args=model.reader_args, clip_augment=clip_aug,
-                               augment_pixels=not clip_aug_on_device, fonts=cfg.fonts, text_corpus=cfg.text_corpus)
+                               augment_pixels=not clip_aug_on_device, fonts=cfg.fonts, text_corpus=cfg.text_corpus,
+                               clip_pool=cfg.clip_pool, cache_dir=cfg.cache_dir)
     if cfg.init_from and bundle.tokenizer is not None and bundle.tokenizer.symbols != model.tokenizer.symbols:
         raise DataError(f"{cfg.init_from}: the model's units ({len(model.tokenizer.symbols)}) are not this "
                         f"task's ({len(bundle.tokenizer.symbols)}): start from a model of the same units")

@@ -18,7 +18,7 @@ real mp4 files plus a ``manifest.jsonl``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -349,6 +349,10 @@ class ActionsDataset(Dataset):
         frame_size: (height, width) of the frames handed out: the task's ``config.size`` clips resized with
             :func:`~crnn.data.video.reader.resize_frames`, as a video reader resizes files to a model's
             frame size (varied look: rendered clips are resized to it directly). (Default: ``config.size``)
+        pool: pre-rendered clips of this split and seed at ``frame_size``
+            (:class:`~crnn.data.builtin.clip_pool.ClipPool`): item ``i`` of epoch ``e`` is pool clip
+            ``(i + e * n) % len(pool)`` with that epoch's augmentation, instead of a clip rendered now.
+            (Default: None)
 
     Items are dicts: ``signal`` uint8 (T, 3, H, W), ``tokens`` (L,), ``text``, ``path``, and
     ``frame_labels`` int64 (T,) token ids per frame.
@@ -357,7 +361,7 @@ class ActionsDataset(Dataset):
     def __init__(self, n: int, seed: int = 0, split: str | None = None, config: ActionsConfig | None = None,
                  train: bool = False, speed: float = 0.2, fresh_each_epoch: bool | None = None,
                  codec_prob: float = 0.5, clip_augment: ClipAugment | None = None, augment_pixels: bool = True,
-                 frame_size: tuple[int, int] | None = None):
+                 frame_size: tuple[int, int] | None = None, pool: "ClipPool | None" = None):  # noqa: F821
         split = split or ("train" if train else "valid")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
@@ -372,6 +376,18 @@ class ActionsDataset(Dataset):
         self.clip_augment, self.augment_pixels = clip_augment, augment_pixels
         self._mirror = label_map_for(ACTIONS) if clip_augment is not None and clip_augment.cfg.flip else None
         self.epoch = 0  # set by the trainer: fresh clips and new augmentation each epoch
+        self.pool = None
+        if pool is not None:
+            self.use_pool(pool)
+
+    def use_pool(self, pool) -> None:
+        """Read clips from ``pool`` (a :class:`~crnn.data.builtin.clip_pool.ClipPool` of this very split,
+        seed, look and frame size) instead of rendering them."""
+        mine = dict(split=self.split, seed=self.seed, config=asdict(self.config), frame_shape=[3, *self.frame_size])
+        theirs = {k: pool.meta[k] for k in mine}
+        if theirs != mine:
+            raise ValueError(f"{pool.folder}: the clip pool holds other clips ({theirs}) than this set's ({mine})")
+        self.pool = pool
 
     def __len__(self) -> int:
         return self.n
@@ -383,8 +399,14 @@ class ActionsDataset(Dataset):
         if not 0 <= i < self.n:
             raise IndexError(i)
         epoch = self.epoch if self.fresh_each_epoch else 0
-        frames, actions, labels = generate_clip(clip_rng(self.split, self.seed, i, epoch), self.config,
-                                                held_out=self.split == "test_look")
+        if self.pool is not None:  # the pool walks on each epoch: pool clip k is clip k of epoch 0
+            k = (i + epoch * self.n) % len(self.pool)
+            frames, actions, labels = self.pool.clip(k)
+            source = f"actions:{self.split}:{self.seed}:pool{k}"
+        else:
+            frames, actions, labels = generate_clip(clip_rng(self.split, self.seed, i, epoch), self.config,
+                                                    held_out=self.split == "test_look")
+            source = f"actions:{self.split}:{self.seed}:{i}" + (f":{epoch}" if epoch else "")
         frames, labels = resize_frames(torch.from_numpy(frames), self.frame_size), torch.from_numpy(labels) + 1  # ids: blank is 0
         if self.train and self.speed > 0:
             aug = np.random.default_rng([SPLITS[self.split], self.seed, i, self.epoch, 1])  # 5 keys: never a clip key
@@ -409,7 +431,7 @@ class ActionsDataset(Dataset):
             "signal": frames.contiguous(),
             "tokens": tokens,
             "text": self.tokenizer.decode(tokens.tolist()),
-            "path": f"actions:{self.split}:{self.seed}:{i}" + (f":{epoch}" if epoch else ""),
+            "path": source,
             "frame_labels": labels,
         }
 
