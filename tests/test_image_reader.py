@@ -123,3 +123,9 @@ def test_a_short_word_taller_than_wide_is_a_line_and_a_page_is_not(tmp_path):
         page[top:top + 12, 4:56] = 0
     Image.fromarray(page).save(tmp_path / "page.png")
     assert "rows of text one above the other" in reason(tmp_path / "page.png")
+    loose = np.full((32, 29), 255, np.uint8)  # a loose crop of one glyph: slivers of the lines above and below
+    loose[0:2, 2:27] = loose[5:7, 4:25] = 0
+    loose[11:24, 9:20] = 0
+    loose[27:29, 3:26] = loose[30:32, 2:27] = 0
+    Image.fromarray(loose).save(tmp_path / "loose.png")
+    assert read_line_image(tmp_path / "loose.png").shape == (1, 32, 29)

@@ -127,9 +127,11 @@ def _to_8bit(im, path: Path, channels: int):
     return im.convert("L" if channels == 1 else "RGB")
 
 
-def ink_bands(grey: np.ndarray) -> int:
-    """Rows of ink in a grey ``(H, W)`` uint8 image, counted as runs of inked rows between blank ones
-    (ink: darker than the paper by a third of the image's contrast, on its dominant background)."""
+def ink_bands(grey: np.ndarray, min_rows: int = MIN_LINE_HEIGHT) -> int:
+    """Rows of text in a grey ``(H, W)`` uint8 image, counted as runs of at least ``min_rows`` inked pixel rows
+    between blank ones (ink: darker than the paper by a third of the image's contrast, on its dominant
+    background). Thinner runs are no row of text: the edges of the lines above and below that a loose
+    crop of one short line shows, a rule, specks."""
     g = grey.astype(np.float32)
     lo, hi = np.percentile(g, 2), np.percentile(g, 98)
     if hi - lo < 32:
@@ -137,8 +139,9 @@ def ink_bands(grey: np.ndarray) -> int:
     paper_light = np.median(g) >= (lo + hi) / 2
     ink = g < hi - (hi - lo) / 3 if paper_light else g > lo + (hi - lo) / 3
     inked_rows = ink.mean(axis=1) > 0.01
-    starts = np.flatnonzero(inked_rows[1:] & ~inked_rows[:-1]).size + int(inked_rows[0])
-    return int(starts)
+    edges = np.diff(np.concatenate([[0], inked_rows.astype(np.int8), [0]]))
+    heights = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    return int((heights >= min_rows).sum())
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
