@@ -9,9 +9,9 @@ reader, as ``crnn align`` reads them. Each clip's known action list is force-ali
 (``crnn.inference.align``); a boundary is where one action ends and the next begins. Rows:
 
 * ``align (midpoint)``: each frame goes to the nearest aligned label; a boundary lies halfway between two
-  labels' CTC spikes (``crnn align``'s default, ``--frame-spans midpoint``).
+  labels' CTC spikes (``--frame-spans midpoint``).
 * ``align (onset)``: a boundary is the first frame the CTC path emits the next label on
-  (``--frame-spans onset``).
+  (``crnn align``'s default, ``--frame-spans onset``).
 * ``uniform``: the clip split evenly among its known labels (no model).
 
 Figures: median and 90th-percentile absolute boundary error in seconds over every boundary of every clip,
@@ -20,9 +20,8 @@ whose action list needs more output frames than the clip gives are counted and l
 The mp4 files written here differ slightly from run to run (libx264), which moves the align rows' frame
 accuracy by about 0.005; pass ``--manifest`` to measure the same files twice.
 
-Measured (2-core CPU, no trained action checkpoint on the machine): a ``video_tiny`` variant (48x48, 1 GRU
-layer of 64, output stride 2 frames = 0.2 s) trained 2000 steps of 8 fresh basic-look clips, on 100 test
-clips: midpoint 0.200 / 0.300 s, 0.818; onset 0.100 / 0.300 s, 0.870; uniform 0.117 / 0.267 s, 0.869.
+Measured (2-core CPU, 2026-12-07): the shipped ``actions-builtin`` on 200 fresh test clips: onset 0.100 /
+0.225 s, 0.893; midpoint 0.200 / 0.375 s, 0.794; uniform 0.125 / 0.278 s, 0.861 (BENCHMARKS.md).
 """
 from __future__ import annotations
 

@@ -63,12 +63,13 @@ def test_video_labels_in_input_frames_midpoint_onset_and_emitted():
     # 6 output frames at stride 2 over 13 input frames (the 13th belongs to the last output frame)
     fa = align_log_probs(peaked([1, 0, 0, 2, 2, 0], len(labels)), "walk run", labels)
     assert fa.words == ["walk", "run"] and fa.word_spans == [(0, 0), (3, 4)]
-    segs, frames = in_input_frames(fa, stride=2, n_input=13, fps=10.0)
+    segs, frames = in_input_frames(fa, stride=2, n_input=13, fps=10.0, spans="midpoint")
     assert [(s["word"], s["start_frame"], s["end_frame"], s["start"], s["end"]) for s in segs] == [
         ("walk", 0, 4, 0.0, 0.4), ("run", 4, 13, 0.4, 1.3)]  # boundary halfway between the spans
     assert frames == ["walk"] * 4 + ["run"] * 9
-    segs, frames = in_input_frames(fa, stride=2, n_input=13, fps=10.0, spans="onset")
-    assert [(s["start_frame"], s["end_frame"]) for s in segs] == [(0, 6), (6, 13)] and frames[5:7] == ["walk", "run"]
+    segs, frames = in_input_frames(fa, stride=2, n_input=13, fps=10.0)  # the default: from each onset
+    assert [(s["word"], s["start_frame"], s["end_frame"], s["start"], s["end"]) for s in segs] == [
+        ("walk", 0, 6, 0.0, 0.6), ("run", 6, 13, 0.6, 1.3)] and frames[5:7] == ["walk", "run"]
     segs, frames = in_input_frames(fa, stride=2, n_input=13, fps=10.0, spans="emitted")
     assert [(s["start_frame"], s["end_frame"]) for s in segs] == [(0, 2), (6, 10)]
     assert frames == ["walk"] * 2 + [BACKGROUND] * 4 + ["run"] * 4 + [BACKGROUND] * 3
@@ -163,10 +164,10 @@ def test_features_file_gives_segments_and_frame_labels(tmp_path):
     (r,) = crnn.align(str(tmp_path / "clip.npy"), ["walk", "run"], model=model)
     row = r.to_json()
     assert row["fps"] == 10.0 and row["duration"] == 1.3
-    assert row["segments"] == [
-        {"label": "walk", "start_frame": 0, "end_frame": 4, "start": 0.0, "end": 0.4, "score": round(math.log(P), 4)},
-        {"label": "run", "start_frame": 4, "end_frame": 13, "start": 0.4, "end": 1.3, "score": round(math.log(P), 4)}]
-    assert r.frame_labels == ["walk"] * 4 + ["run"] * 9
+    assert row["segments"] == [  # "run" from its onset (output frame 3 = input frame 6) on
+        {"label": "walk", "start_frame": 0, "end_frame": 6, "start": 0.0, "end": 0.6, "score": round(math.log(P), 4)},
+        {"label": "run", "start_frame": 6, "end_frame": 13, "start": 0.6, "end": 1.3, "score": round(math.log(P), 4)}]
+    assert r.frame_labels == ["walk"] * 6 + ["run"] * 7
     (e,) = crnn.align(str(tmp_path / "clip.npy"), "walk run", model=model, spans="emitted")
     assert e.frame_labels.count(BACKGROUND) == 7
     frames = render_alignment(e, "frames").splitlines()

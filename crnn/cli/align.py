@@ -165,11 +165,11 @@ def register(subparsers) -> None:
                    help="with --output-dir: comma-separated; audio: json,ctm,srt,vtt; video/features: "
                         "json,frames,ctm,srt,vtt; text lines: json; --transcript: json,segments,srt,vtt,ctm "
                         "(segments: Kaldi's; subtitles: a cue per line) (default: json)")
-    p.add_argument("--frame-spans", choices=["midpoint", "onset", "emitted"], default="midpoint",
-                   help="video/features: 'midpoint' gives every frame to the nearest aligned label (boundaries "
-                        "halfway between CTC spikes); 'onset' runs each label from its spike to the next label's; "
-                        "'emitted' keeps only the frames the CTC path emits a label on, the rest 'background' "
-                        "(default: midpoint)")
+    p.add_argument("--frame-spans", choices=["onset", "midpoint", "emitted"], default="onset",
+                   help="video/features: 'onset' runs each label from its CTC spike to the next label's (the better "
+                        "boundaries, measured: BENCHMARKS.md); 'midpoint' gives every frame to the nearest aligned "
+                        "label (boundaries halfway between spikes); 'emitted' keeps only the frames the CTC path "
+                        "emits a label on, the rest 'background' (default: onset)")
     p.add_argument("--word-edges", choices=["energy", "ctc"], default="energy",
                    help="audio: 'energy' moves each word's start and end from its CTC spikes to the sound around them "
                         "(the pause between two words, the quietest moment in connected speech); 'ctc' keeps the "

@@ -10,9 +10,10 @@ model's modality decides the units of the result:
   :mod:`crnn.inference.word_edges`), tokens keep their spikes.
 * **video / features**: one segment per label (a word of a label vocabulary), as input frames and seconds at
   the reader's ``fps``. CTC emits a label on a frame or two (a spike), so ``spans`` says how segments are
-  drawn (:data:`SPANS`): ``"midpoint"`` (default) gives every input frame to the nearest aligned label
-  (boundaries halfway between neighbouring spikes, as ``crnn.evaluation.frame_accuracy`` scores frames);
-  ``"onset"`` starts each label at its spike and runs it to the next label's; ``"emitted"`` keeps only the
+  drawn (:data:`SPANS`): ``"onset"`` (default) starts each label at its spike and runs it to the next
+  label's (a CTC spike comes early in its action: the better boundaries, BENCHMARKS.md); ``"midpoint"``
+  gives every input frame to the nearest aligned label (boundaries halfway between neighbouring spikes, as
+  ``crnn.evaluation.frame_accuracy`` scores frames); ``"emitted"`` keeps only the
   frames the path emits each label on, the rest labelled ``"background"``.
 * **image** (text lines): each character's and word's pixel columns in the input image (``end`` exclusive).
 
@@ -46,7 +47,7 @@ from crnn.inference.word_edges import EDGES, energy_edges
 from crnn.tokenizer import Tokenizer, UnknownSymbolError
 
 BACKGROUND = "background"  # per-frame label of frames no aligned label covers (``spans="emitted"``)
-SPANS = ("midpoint", "onset", "emitted")  # how video/features segments are drawn from the CTC spikes
+SPANS = ("onset", "midpoint", "emitted")  # how video/features segments are drawn from the CTC spikes
 MAX_SECONDS = 60.0  # inputs longer than this are refused (alignment runs on the whole input)
 
 
@@ -258,7 +259,7 @@ def in_pixels(fa: FrameAlignment, tokenizer: Tokenizer, px_per_frame: float, wid
     return words, _tokens(fa, tokenizer, px)
 
 
-def in_input_frames(fa: FrameAlignment, stride: int, n_input: int, fps: float, spans: str = "midpoint",
+def in_input_frames(fa: FrameAlignment, stride: int, n_input: int, fps: float, spans: str = "onset",
                     ) -> tuple[list[dict], list[str]]:
     """Video and features: per label (word), its input frames and seconds, and one label per input frame.
 
@@ -269,7 +270,7 @@ def in_input_frames(fa: FrameAlignment, stride: int, n_input: int, fps: float, s
         spans: ``"midpoint"``: every input frame to the nearest aligned label (boundaries halfway between
             neighbouring spans); ``"onset"``: each label from its first emitted frame to the next label's (the
             first from frame 0); ``"emitted"``: only the frames the path emits a label on, the rest
-            :data:`BACKGROUND`. (Default: "midpoint")
+            :data:`BACKGROUND`. (Default: "onset")
 
     Returns:
         segments ``{"word", "start_frame", "end_frame" (exclusive), "start", "end", "score"}`` and the
@@ -324,7 +325,7 @@ def time_stride(model: CRNN, fps: float) -> int:
 
 def align_one(model: CRNN, item: Input, text: str | Sequence[str], name: str | None = None, *,
               offset: float | None = None, duration: float | None = None, max_seconds: float | None = MAX_SECONDS,
-              spans: str = "midpoint", edges: str = "energy") -> Alignment:
+              spans: str = "onset", edges: str = "energy") -> Alignment:
     """Align one input (a path, or ``(samples, sample_rate)`` audio) with its transcript.
 
     ``edges`` (audio): ``"energy"`` moves each word's start and end from its CTC spikes to the sound around
@@ -408,7 +409,7 @@ def _read_audio(model: CRNN, item: Input, name: str, offset: float | None, durat
 
 
 def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None = MAX_SECONDS,
-                spans: str = "midpoint", edges: str = "energy") -> Iterator[Alignment]:
+                spans: str = "onset", edges: str = "energy") -> Iterator[Alignment]:
     """Align each item in order, yielding one :class:`Alignment` per item; a bad one has ``error`` set
     (naming it) and the others go on.
 
@@ -418,7 +419,7 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
             of labels), or manifest rows ``{"path", "text", ["offset", "duration"]}``.
         max_seconds: longer inputs are refused; None: no limit. (Default: 60)
         spans: video and features: how segments are drawn from the CTC spikes (:data:`SPANS`, see
-            :func:`in_input_frames`). (Default: "midpoint")
+            :func:`in_input_frames`). (Default: "onset")
         edges: audio: word edges from the sound around the CTC spikes (``"energy"``) or the CTC path's
             first and last frames (``"ctc"``). (Default: "energy")
     """
@@ -444,7 +445,7 @@ def align_files(model: CRNN, items: Sequence[Item], *, max_seconds: float | None
 def align(
     inputs: Input | Sequence[Input], texts: str | Sequence[str] | Sequence[Sequence[str]],
     checkpoint: str | os.PathLike | None = None, model: CRNN | None = None, *, device: str | torch.device = "cpu",
-    max_seconds: float | None = MAX_SECONDS, spans: str = "midpoint", edges: str = "energy", errors: str = "raise",
+    max_seconds: float | None = MAX_SECONDS, spans: str = "onset", edges: str = "energy", errors: str = "raise",
 ) -> list[Alignment]:
     """Force-align known transcripts to files or in-memory audio: the rows ``crnn align`` prints.
 
@@ -458,7 +459,7 @@ def align(
         max_seconds: longer inputs are refused (alignment runs on the whole input); None: no limit. (Default: 60)
         spans: video and features: ``"midpoint"`` (every input frame to the nearest aligned label),
             ``"onset"`` (each label from its CTC spike to the next label's) or ``"emitted"`` (only the frames
-            the path emits a label on, the rest ``"background"``). (Default: "midpoint")
+            the path emits a label on, the rest ``"background"``). (Default: "onset")
         edges: audio: ``"energy"`` (word edges from the sound around each word's CTC spikes) or ``"ctc"``
             (the path's first and last frames). (Default: "energy")
         errors: ``"raise"`` raises AlignmentError for the first bad input; ``"keep"`` returns results with
