@@ -139,7 +139,7 @@ def test_digits_en_reads_a_speaker_it_never_heard(tmp_path):
     files = [FSDD / f"{d}_lucas_{i}.wav" for d in range(10) for i in (10, 20, 30, 40)]
     results = crnn.transcribe(files, model=crnn.load_model("digits-en"))
     wrong = sum(r.text != words[int(Path(r.path).name[0])] for r in results)
-    assert wrong / len(files) <= 0.3  # measured: 18 % of this speaker's 450 test recordings
+    assert wrong / len(files) <= 0.15  # measured: 8.2 % of this speaker's 450 test recordings
 
 
 def test_textlines_en_reads_lines_in_fonts_it_never_saw(tmp_path):
@@ -158,6 +158,18 @@ def test_textlines_en_reads_lines_in_fonts_it_never_saw(tmp_path):
     got = dict(line.split("\t", 1) for line in r.stdout.splitlines())
     rates = error_rates([row["text"] for row in rows], [got[row["path"]] for row in rows])
     assert rates["cer"] <= 0.2  # measured on 500 such lines: see the model card
+
+
+def test_textlines_en_reads_real_scans_in_the_repository():
+    """The 84 real scanned and photographed lines of datasets/scans whose characters the model can write
+    (book pages, a printout, a test sheet), scored through `crnn eval --model textlines-en` as a user would:
+    real paper, real scanners, text nobody here wrote."""
+    manifest = Path(__file__).resolve().parents[1] / "datasets" / "scans" / "writable.jsonl"
+    r = cli("eval", "--model", "textlines-en", manifest)
+    assert r.returncode == 0, r.stderr
+    cer = float(re.search(r"CER ([0-9.]+)%", r.stdout).group(1))
+    assert "/84 lines)" in r.stdout, r.stdout  # every line scored, none skipped
+    assert cer <= 6.0, r.stdout  # measured: see the model card's real-scans table
 
 
 def test_actions_builtin_reads_fresh_clips_as_files(tmp_path):
