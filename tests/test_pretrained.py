@@ -200,6 +200,16 @@ def test_the_shipped_character_lm_lowers_the_error_on_real_scans():
     assert cers[1] < 0.9 * cers[0], cers  # measured: see chars-en's card
 
 
+def test_transcribe_takes_shipped_names_for_the_model_and_the_lm():
+    lines = sorted((Path(__file__).resolve().parents[1] / "datasets" / "scans" / "lines").glob("huckfinn_p22_02*.png"))
+    by_name = crnn.transcribe(lines, model="textlines-en", beam_size=8, lm="chars-en")
+    loaded = crnn.transcribe(lines, model=crnn.load_model("textlines-en"), beam_size=8,
+                             lm=crnn.pretrained.LANGUAGE_MODELS.get("chars-en").path)
+    greedy = crnn.transcribe(lines, model="textlines-en")
+    assert [r.text for r in by_name] == [r.text for r in loaded]
+    assert [r.text for r in by_name] != [r.text for r in greedy]  # the LM changes readings
+
+
 def test_a_language_model_name_is_not_a_recognition_model_and_back(tmp_path):
     assert resolve_language_model("chars-en").name == "chars-en.arpa.gz"
     r = cli("decode", "--model", "chars-en", "x.png", cwd=tmp_path)

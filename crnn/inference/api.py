@@ -178,9 +178,12 @@ def _empty() -> Hypothesis:
 def model_for_call(checkpoint: str | os.PathLike | None, model: CRNN | None, errors: str,
                    device: str | torch.device) -> CRNN:
     """The model a library call runs (``transcribe``, ``align``): exactly one of ``checkpoint`` (a path or a
-    shipped name, loaded onto ``device``) and ``model``; ``errors`` must be ``"raise"`` or ``"keep"``."""
+    shipped name, loaded onto ``device``) and ``model`` (a loaded model, or a path or shipped name as well);
+    ``errors`` must be ``"raise"`` or ``"keep"``."""
     if (checkpoint is None) == (model is None):
         raise ValueError("pass either checkpoint= or model=")
+    if isinstance(model, (str, os.PathLike)):  # model="textlines-en" reads as the shipped model's name
+        checkpoint, model = model, None
     if errors not in ("raise", "keep"):
         raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
     if model is None:
@@ -197,8 +200,8 @@ def is_single_input(inputs) -> bool:
 
 
 def transcribe(
-    inputs: Input | Sequence[Input], checkpoint: str | os.PathLike | None = None, model: CRNN | None = None, *,
-    beam_size: int = 1, segment: str | float = "auto", batch_size: int = 16, device: str | torch.device = "cpu",
+    inputs: Input | Sequence[Input], checkpoint: str | os.PathLike | None = None,
+    model: CRNN | str | os.PathLike | None = None, *, beam_size: int = 1, segment: str | float = "auto", batch_size: int = 16, device: str | torch.device = "cpu",
     errors: str = "raise", **decode_options: Any,
 ) -> list[FileResult]:
     """Transcribe files or in-memory audio with a trained model: the same results as ``crnn decode --json``.
@@ -206,7 +209,7 @@ def transcribe(
     Args:
         inputs: a path, a ``(samples, sample_rate)`` pair, or a list of them (folders expand to their files).
         checkpoint: a checkpoint written by ``crnn train`` (or pass ``model``).
-        model: a loaded model with its tokenizer (``crnn.load_model``).
+        model: a loaded model with its tokenizer (``crnn.load_model``), or a shipped model's name.
         beam_size: 1 is greedy; more runs the prefix beam search. (Default: 1)
         segment: ``"auto"``, ``"none"`` or a fixed window length in seconds (as ``--segment``).
         batch_size: pieces decoded together. (Default: 16)
