@@ -189,7 +189,7 @@ def test_every_language_model_listed_is_shipped_small_with_a_card():
 
 
 def test_the_shipped_character_lm_lowers_the_error_on_real_scans():
-    """The same 161 real lines, greedy and then beam search with the shipped character 5-gram by name."""
+    """The same 161 real lines, greedy and then beam search with the shipped character 4-gram by name."""
     manifest = Path(__file__).resolve().parents[1] / "datasets" / "scans" / "writable.jsonl"
     cers = []
     for extra in ((), ("--beam", "8", "--lm", "chars-en")):
