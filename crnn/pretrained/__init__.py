@@ -110,19 +110,19 @@ def list_language_models() -> list[ShippedLanguageModel]:
 def resolve_language_model(source: str | Path) -> Path:
     """An LM file path as given, or the file of the shipped language model that ``source`` names.
 
-    Raises FileNotFoundError naming ``source`` (and the shipped names, or what it is instead) when it is
-    neither a file nor a shipped language model."""
+    A path that exists wins; anything that looks like a path is returned as it is, for the reader to report
+    as missing. A bare name that is not a shipped language model raises ValueError naming it and the
+    shipped names (or saying that it is a recognition model)."""
     path = Path(source)
-    if path.exists():
-        return path
     text = str(source)
+    if path.exists() or "/" in text or "\\" in text or path.suffix:
+        return path
     if text in LANGUAGE_MODELS:
         return LANGUAGE_MODELS.get(text).path
     if text in MODELS:
-        raise FileNotFoundError(f"{text}: a shipped recognition model, not a language model "
-                                f"(shipped language models: {', '.join(LANGUAGE_MODELS.names()) or 'none'})")
-    hint = "" if "/" in text or "\\" in text or path.suffix else f"; {LANGUAGE_MODELS.unknown(text)}"
-    raise FileNotFoundError(f"{text}: no such language model file{hint}")
+        raise ValueError(f"{text}: a shipped recognition model, not a language model "
+                         f"(shipped language models: {', '.join(LANGUAGE_MODELS.names()) or 'none'})")
+    raise ValueError(f"{text}: no such language model file; {LANGUAGE_MODELS.unknown(text)}")
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
