@@ -18,7 +18,7 @@ def add_decode_args(parser: argparse.ArgumentParser) -> None:
     d = DecodeOptions()
     g.add_argument("--beam", type=positive_int, default=d.beam_size, help="beam size; 1 = greedy (default: %(default)s)")
     g.add_argument("--nbest", type=positive_int, default=d.nbest, help="hypotheses per utterance (default: %(default)s)")
-    g.add_argument("--lm", default=None, help="ARPA n-gram LM (build one with 'crnn lm build')")
+    g.add_argument("--lm", default=None, help="ARPA n-gram LM file, plain or .gz (build one with 'crnn lm build'), or a shipped LM's name (crnn models), e.g. chars-en")
     g.add_argument("--alpha", type=finite_float, default=d.alpha, help="LM weight (default: %(default)s)")
     g.add_argument("--beta", type=finite_float, default=d.beta, help="bonus per LM word/token (default: %(default)s)")
     g.add_argument("--lm-unit", choices=["auto", "word", "token"], default=d.lm_unit,
