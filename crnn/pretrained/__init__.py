@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from crnn.registry import Registry
 
@@ -28,8 +29,28 @@ LM_INDEX = HERE / "language_models.json"
 
 
 @dataclass(frozen=True)
-class ShippedModel:
+class ShippedFile:
+    """A file shipped in this folder (``<name><SUFFIX>``) with its card (``<name>.md``)."""
+
+    SUFFIX: ClassVar[str] = ""
     name: str
+
+    @property
+    def path(self) -> Path:
+        return HERE / f"{self.name}{self.SUFFIX}"
+
+    @property
+    def card(self) -> Path:
+        return HERE / f"{self.name}.md"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+
+@dataclass(frozen=True)
+class ShippedModel(ShippedFile):
+    SUFFIX: ClassVar[str] = ".pt"
     modality: str            # audio | video | features | image
     description: str         # one line: what it reads and writes
     data: str                # what it was trained on
@@ -37,34 +58,10 @@ class ShippedModel:
     recipe: str              # the command(s) that made it
     figures: dict = field(default_factory=dict)  # test set -> measured figure, as printed by crnn models
 
-    @property
-    def path(self) -> Path:
-        return HERE / f"{self.name}.pt"
-
-    @property
-    def card(self) -> Path:
-        return HERE / f"{self.name}.md"
-
-    @property
-    def size_bytes(self) -> int:
-        return self.path.stat().st_size if self.path.is_file() else 0
-
-
-def _load_index() -> None:
-    if not INDEX.is_file():
-        return
-    for row in json.loads(INDEX.read_text(encoding="utf-8")):
-        model = ShippedModel(**row)
-        if model.path.is_file():  # a model listed but not shipped in this build is left out
-            MODELS.register(model.name, model)
-
-
-MODELS: Registry[ShippedModel] = Registry("shipped model", builtins=_load_index)
-
 
 @dataclass(frozen=True)
-class ShippedLanguageModel:
-    name: str
+class ShippedLanguageModel(ShippedFile):
+    SUFFIX: ClassVar[str] = ".arpa.gz"
     unit: str                # char | word: what the n-grams count
     description: str         # one line: what text it models, for which models
     data: str                # what text it was estimated on
@@ -72,29 +69,21 @@ class ShippedLanguageModel:
     recipe: str              # the command(s) that made it
     figures: dict = field(default_factory=dict)  # test set -> measured figure with it
 
-    @property
-    def path(self) -> Path:
-        return HERE / f"{self.name}.arpa.gz"
 
-    @property
-    def card(self) -> Path:
-        return HERE / f"{self.name}.md"
-
-    @property
-    def size_bytes(self) -> int:
-        return self.path.stat().st_size if self.path.is_file() else 0
-
-
-def _load_lm_index() -> None:
-    if not LM_INDEX.is_file():
+def _register_listed(index: Path, kind: type[ShippedFile], registry: Registry) -> None:
+    """Register each row of ``index`` whose file is in this build (one listed but not shipped is left out)."""
+    if not index.is_file():
         return
-    for row in json.loads(LM_INDEX.read_text(encoding="utf-8")):
-        lm = ShippedLanguageModel(**row)
-        if lm.path.is_file():
-            LANGUAGE_MODELS.register(lm.name, lm)
+    for row in json.loads(index.read_text(encoding="utf-8")):
+        item = kind(**row)
+        if item.path.is_file():
+            registry.register(item.name, item)
 
 
-LANGUAGE_MODELS: Registry[ShippedLanguageModel] = Registry("shipped language model", builtins=_load_lm_index)
+MODELS: Registry[ShippedModel] = Registry(
+    "shipped model", builtins=lambda: _register_listed(INDEX, ShippedModel, MODELS))
+LANGUAGE_MODELS: Registry[ShippedLanguageModel] = Registry(
+    "shipped language model", builtins=lambda: _register_listed(LM_INDEX, ShippedLanguageModel, LANGUAGE_MODELS))
 
 
 def list_shipped() -> list[ShippedModel]:
