@@ -10,8 +10,8 @@ import torch
 
 from crnn.data.builtin.english_words import word_split
 from crnn.data.builtin.textlines import (CHARSET, DEFAULT_HELD_OUT, TextLinesConfig, TextLinesDataset, find_fonts, fonts_for_split,
-                                         missing_glyphs, random_text, render_line, split_fonts, textlines_tokenizer,
-                                         write_textlines)
+                                         missing_glyphs, random_text, render_clean_line, render_line, split_fonts,
+                                         textlines_tokenizer, write_textlines)
 
 
 def test_default_fonts_are_text_fonts_and_the_test_split_is_held_out():
@@ -64,6 +64,20 @@ def test_rendered_line_has_fixed_height_and_wider_for_longer_text():
     long = render_line("ab" * 20, font, random.Random(1), height=32)
     assert short.shape[:2] == (1, 32) and long.shape[1] == 32 and long.shape[2] > 3 * short.shape[2]
     assert long.min() < long.max() - 0.3  # ink differs from paper
+
+
+def test_clean_lines_are_black_on_white_and_the_training_look_is_not():
+    """--clean: the born-digital look (no noise, blur or tint); the default look never gives a clean page."""
+    font = find_fonts()[0]
+    clean = render_clean_line("Clean 42, lines.", font, random.Random(3), height=32)
+    assert clean.shape[:2] == (1, 32) and clean.shape[2] > 4 * 32
+    assert float(clean.max()) == 1.0 and float(clean.min()) < 0.1  # white paper, black ink
+    assert float((clean == 1.0).float().mean()) > 0.5  # most of a clean line is untouched paper
+    assert torch.equal(clean, render_clean_line("Clean 42, lines.", font, random.Random(3), height=32))
+    varied = [render_line("Clean 42, lines.", font, random.Random(k), height=32, degrade=True) for k in range(20)]
+    assert max(float((v == 1.0).float().mean()) for v in varied) < 0.5
+    ds = TextLinesDataset(6, seed=1, config=TextLinesConfig("train", clean=True))
+    assert all(float((ds[i]["signal"] == 1.0).float().mean()) > 0.3 for i in range(6))
 
 
 def test_items_are_reproducible_fresh_per_epoch_and_their_lengths_follow_the_text():

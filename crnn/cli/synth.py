@@ -21,7 +21,7 @@ def main(args: argparse.Namespace) -> int:
             return 2
         held_out = tuple(h.strip() for h in args.held_out_fonts.split(",") if h.strip())
         config = TextLinesConfig(split=args.split, fonts=tuple(args.fonts) if args.fonts else None, held_out=held_out,
-                                 height=args.height, plain=args.plain, corpus=args.text_corpus)
+                                 height=args.height, plain=args.plain, corpus=args.text_corpus, clean=args.clean)
         try:
             if args.text_only:
                 from pathlib import Path
@@ -71,6 +71,9 @@ def register(subparsers) -> None:
                    help="textlines: write only OUT/text.txt, the lines' transcripts (text for 'crnn lm build')")
     p.add_argument("--plain", action="store_true",
                    help="textlines: words only, lower case, no numbers or punctuation (for --lexicon decoding)")
+    p.add_argument("--clean", action="store_true",
+                   help="textlines: born-digital lines (black on white, upright, no blur, noise or degradation; "
+                        "only the font size varies) instead of the training look")
     p.add_argument("--look", default="varied", choices=["varied", "basic"],
                    help="actions: the varied look (default) or the original basic one (the actions_basic task)")
     p.set_defaults(func=main)

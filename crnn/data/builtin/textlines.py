@@ -276,6 +276,23 @@ def render_line(text: str, font_path: str | Path, rng: random.Random, height: in
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)[None]
 
 
+def render_clean_line(text: str, font_path: str | Path, rng: random.Random, height: int = 32) -> torch.Tensor:
+    """Render ``text`` as a document renderer prints it: black on white, upright, a small even margin, no
+    blur, noise or compression; only the font size varies. The look of a born-digital page cut into lines.
+
+    Returns float32 (1, height, W) in [0, 1], width scaled with the aspect kept.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(font_path), rng.randint(24, 40))
+    left, top, right, bottom = font.getbbox(text)
+    pad_x, pad_y = font.size // 6, font.size // 8
+    im = Image.new("L", (max(right - left + 2 * pad_x, 1), max(bottom - top + 2 * pad_y, 1)), 255)
+    ImageDraw.Draw(im).text((pad_x - left, pad_y - top), text, font=font, fill=0)
+    im = im.resize((max(4, round(im.width * height / im.height)), height), Image.LANCZOS)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)[None]
+
+
 def _binarised(im, threshold: float):
     return im.point(lambda v: 0 if v < threshold else 255)
 
@@ -317,6 +334,7 @@ class TextLinesConfig:
     corpus: str | None = None              # a text file of real sentences, one per line (None: word lists only)
     corpus_share: float = 0.5              # share of lines taken from the corpus when there is one
     degrade: bool = True                   # document degradations: binarised, low-res, tight/loose crops, specks
+    clean: bool = False                    # born-digital lines instead: black on white, no distortion (render_clean_line)
 
 
 def split_words(split: str) -> list[str]:
@@ -389,6 +407,8 @@ class TextLinesDataset(Dataset):
         rng = self._rng(i)
         text = self.text(i, rng)
         font = rng.choice(self.families[rng.choice(sorted(self.families))])
+        if self.config.clean:
+            return render_clean_line(text, font, rng, self.config.height), text, font
         return render_line(text, font, rng, self.config.height, self.config.degrade), text, font
 
     def __getitem__(self, i: int) -> dict:
