@@ -96,6 +96,11 @@ def list_language_models() -> list[ShippedLanguageModel]:
     return [m for _, m in LANGUAGE_MODELS.items()]
 
 
+def _looks_like_path(text: str) -> bool:
+    """A folder separator or a file suffix: the user meant a file, not a shipped name."""
+    return "/" in text or "\\" in text or bool(Path(text).suffix)
+
+
 def resolve_language_model(source: str | Path) -> Path:
     """An LM file path as given, or the file of the shipped language model that ``source`` names.
 
@@ -104,7 +109,7 @@ def resolve_language_model(source: str | Path) -> Path:
     shipped names (or saying that it is a recognition model)."""
     path = Path(source)
     text = str(source)
-    if path.exists() or "/" in text or "\\" in text or path.suffix:
+    if path.exists() or _looks_like_path(text):
         return path
     if text in LANGUAGE_MODELS:
         return LANGUAGE_MODELS.get(text).path
@@ -131,7 +136,7 @@ def missing_hint(source: str | Path) -> str:
     text = str(source)
     if text in LANGUAGE_MODELS:
         return f" ({text} is a shipped language model: give it to --lm)"
-    if "/" in text or "\\" in text or Path(text).suffix:
+    if _looks_like_path(text):
         return ""
     return f" (not a file; {MODELS.unknown(text)})"
 
