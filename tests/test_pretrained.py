@@ -112,6 +112,13 @@ def test_write_shipped_halves_the_weights_and_keeps_the_buffers(tmp_path):
         b, _ = slim(x, torch.tensor([8000]))
     assert torch.allclose(a, b, atol=2e-2)  # fp16 rounding of the weights only
     assert path.stat().st_size < 0.6 * (tmp_path / "best.pt").stat().st_size
+    exact = write_shipped(tmp_path / "best.pt", "mine32", out_dir=tmp_path, precision="fp32")
+    assert torch.load(exact, weights_only=True)["state_dict"]["head.weight"].dtype == torch.float32
+    with torch.no_grad():
+        c, _ = crnn.load_model(exact)(x, torch.tensor([8000]))
+    assert torch.equal(a, c)  # fp32 keeps the trained weights bit for bit
+    with pytest.raises(ValueError, match="fp16 or fp32"):
+        write_shipped(tmp_path / "best.pt", "bad", out_dir=tmp_path, precision="int4")
 
 
 @pytest.mark.slow

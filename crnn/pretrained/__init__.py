@@ -141,15 +141,21 @@ def missing_hint(source: str | Path) -> str:
     return f" (not a file; {MODELS.unknown(text)})"
 
 
-def write_shipped(checkpoint: str | Path, name: str, out_dir: str | Path = HERE) -> Path:
+def write_shipped(checkpoint: str | Path, name: str, out_dir: str | Path = HERE, precision: str = "fp16") -> Path:
     """Write ``checkpoint`` as a shipped model ``<out_dir>/<name>.pt``: config, tokenizer and trained
-    parameters in fp16 (loaded back as fp32), fixed buffers (DFT basis, filterbank, statistics) as they
-    are, the training state dropped; written atomically."""
+    parameters in ``precision`` ("fp16", loaded back as fp32, or "fp32" where the halving costs a
+    measurable error), fixed buffers (DFT basis, filterbank, statistics) as they are, the training state
+    dropped; written atomically."""
+    import torch
+
     from crnn.model.checkpoint import model_from_checkpoint, read_checkpoint, write_checkpoint
 
     ckpt = read_checkpoint(checkpoint)
     params = {name for name, _ in model_from_checkpoint(ckpt, str(checkpoint)).named_parameters()}
-    state = {k: (v.half() if k in params else v) for k, v in ckpt["state_dict"].items()}
+    if precision not in ("fp16", "fp32"):
+        raise ValueError(f"precision must be fp16 or fp32, not {precision!r}")
+    store = torch.float16 if precision == "fp16" else torch.float32
+    state = {k: (v.to(store) if k in params else v) for k, v in ckpt["state_dict"].items()}
     slim = {key: ckpt[key] for key in ckpt if key not in ("train_state", "state_dict")}
     slim["state_dict"] = state
     slim["train_state"] = {"shipped_from": str(checkpoint), "epoch": ckpt.get("train_state", {}).get("epoch")}

@@ -2,7 +2,7 @@
 
     python datasets/shipped/ship.py --checkpoint runs/textlines_base/best.pt --name textlines-en
 
-Writes ``crnn/pretrained/<name>.pt`` (config, vocabulary, fp16 weights; no optimizer state) and
+Writes ``crnn/pretrained/<name>.pt`` (config, vocabulary, fp16 weights or ``--precision fp32``; no optimizer state) and
 ``docs/img/<name>-curve.png`` (validation CER and training loss per epoch, from the run's ``log.csv``), and
 prints the size. The model card (``crnn/pretrained/<name>.md``) and its row in ``models.json`` are written
 by hand from the measured tables.
@@ -48,9 +48,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="the run's best.pt")
     ap.add_argument("--name", required=True, help="the shipped model's name")
+    ap.add_argument("--precision", choices=("fp16", "fp32"), default="fp16",
+                    help="how the weights are stored (default: %(default)s; fp32 doubles the size)")
     ap.add_argument("--log", help="the run's log.csv (default: beside the checkpoint)")
     args = ap.parse_args()
-    path = write_shipped(args.checkpoint, args.name)
+    path = write_shipped(args.checkpoint, args.name, precision=args.precision)
     print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
     log = Path(args.log) if args.log else Path(args.checkpoint).with_name("log.csv")
     if log.is_file():
