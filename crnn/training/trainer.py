@@ -26,6 +26,7 @@ from crnn.training import distributed as dist_utils
 from crnn.training.averaging import WeightEMA, average_checkpoints
 from crnn.training.config import TrainConfig
 from crnn.evaluation.evaluate import EvalResult, evaluate
+from crnn.training.memory import release_freed_memory
 from crnn.training.run_dir import RunLock, claim_run_dir
 from crnn.training.run_log import RunLogger
 from crnn.training.step import make_optimizer, train_step
@@ -153,6 +154,8 @@ def _train(cfg: TrainConfig, device: torch.device, world: int, rank: int, out: P
     clip_gen = torch.Generator().manual_seed(cfg.seed * 7919 + start_epoch)  # draws of on-device clip augmentation
     for epoch in range(start_epoch, cfg.epochs):  # epochs are 0-based here, 1-based in every report
         set_epoch(bundle, train_loader, epoch)
+        if getattr(train_loader, "num_workers", 0):
+            release_freed_memory()  # the workers forked next share only live memory (see crnn.training.memory)
         ddp_model.train()
         ep = EpochCounters(device)
         bar = progress(train_loader, main and cfg.progress, f"epoch {epoch + 1}/{cfg.epochs}")
