@@ -9,25 +9,29 @@ epoch, 5 GB after a few dozen, enough to run two trainings out of memory on a 24
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
+from typing import Callable
 
-_libc: ctypes.CDLL | None | bool = None  # None: not looked up yet; False: no malloc_trim here
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
 
 
 def release_freed_memory() -> bool:
-    """Return the heap's free pages to the system (glibc's ``malloc_trim(0)``); False where the C
-    library has no such call (macOS, Windows, musl), where nothing needs doing."""
-    global _libc
-    if _libc is None:
-        _libc = False
-        if sys.platform.startswith("linux"):
-            try:
-                lib = ctypes.CDLL("libc.so.6")
-                lib.malloc_trim.argtypes, lib.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
-                _libc = lib
-            except (OSError, AttributeError):
-                pass
-    if _libc is False:
+    """Return the heap's free pages to the system (``malloc_trim(0)``); False where the C library has no
+    such call, where nothing needs doing."""
+    trim = _malloc_trim()
+    if trim is None:
         return False
-    _libc.malloc_trim(0)
+    trim(0)
     return True
